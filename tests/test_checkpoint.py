@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from wslbench.errors import DataFormatError, RunError, UnsafeFileError
+from wslbench.nn import ResNet
+from wslbench.training import load_checkpoint, load_state_dict, save_checkpoint
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_roundtrip_and_no_silent_overwrite(tmp_path):
+    net = ResNet(18, base_width=4)
+    path = save_checkpoint({"state_dict": net.state_dict(), "iteration": 3}, tmp_path / "c.pt")
+    with pytest.raises(RunError, match="already exists"):
+        save_checkpoint({"x": torch.zeros(1)}, path)
+    other = ResNet(18, base_width=4)
+    other.load_user_weights(path)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), other.state_dict().values()))
+    assert load_checkpoint(path)["iteration"] == 3
+
+
+def test_pickle_bearing_file_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"obj": _Evil()}, path)
+    with pytest.raises(UnsafeFileError, match="weights_only"):
+        load_checkpoint(path)
+    raw = tmp_path / "raw.pkl"
+    raw.write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises((UnsafeFileError, DataFormatError)):
+        load_state_dict(raw)

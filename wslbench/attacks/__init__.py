@@ -1,0 +1,3 @@
+"""Adversarial attacks (DDN, C&W L2) and robustness evaluation."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Synthetic generators, real-dataset loaders, preprocessing, augmentation, NIfTI I/O."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""High-level, per-paper functions that the notebooks call."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Loss functions of the five papers."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Metrics as compute_* functions plus *Metric accumulators."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Per-paper model architectures (dr, wsl, ssl, cnncs, mri)."""
+
+from __future__ import annotations

@@ -1,0 +1,7 @@
+"""Notebook execution, grids, run folders and summaries."""
+
+from __future__ import annotations
+
+from wslbench.runner.record import RUN_DIR_ENV, record, recorded, run_dir, save_figure
+
+__all__ = ["RUN_DIR_ENV", "record", "recorded", "run_dir", "save_figure"]

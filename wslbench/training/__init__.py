@@ -1,0 +1,7 @@
+"""Training utilities: checkpoints, loops, early stopping, schedulers."""
+
+from __future__ import annotations
+
+from wslbench.training.checkpoint import load_checkpoint, load_state_dict, save_checkpoint
+
+__all__ = ["save_checkpoint", "load_checkpoint", "load_state_dict"]

@@ -1,0 +1,3 @@
+"""Figure builders (matplotlib static, plotly interactive)."""
+
+from __future__ import annotations
