@@ -1,0 +1,74 @@
+"""Adversarial training with DDN (Rony 2020, Appendix V, section 6, eq. A V-9).
+
+For each batch, DDN (with ``max_norm`` = ε) finds a close adversarial x̃ and
+the model is trained on ``J(x̃, y)``. ``clean_weight`` mixes in the clean loss
+(``clean_weight · J(x, y) + (1 − clean_weight) · J(x̃, y)``, eq. A V-6 style);
+0 is eq. A V-9 exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wslbench.attacks.ddn import DDN
+from wslbench.errors import ConfigError
+from wslbench.training.progress import ProgressCallback, report
+
+__all__ = ["adversarial_loss", "train_adversarial"]
+
+
+def adversarial_loss(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: DDN, clean_weight: float = 0.0
+) -> torch.Tensor:
+    """Loss of eq. A V-9 (mixed with the clean loss by ``clean_weight``)."""
+    if not 0.0 <= clean_weight <= 1.0:
+        raise ConfigError(f"clean_weight must be in [0, 1], got {clean_weight}")
+    was_training = model.training
+    x_adv = attack.run(x, y).adversarial  # the attack runs the model in eval mode
+    model.train(was_training)
+    loss = F.cross_entropy(model(x_adv), y)
+    if clean_weight > 0:
+        loss = clean_weight * F.cross_entropy(model(x), y) + (1 - clean_weight) * loss
+    return loss
+
+
+def train_adversarial(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    epochs: int,
+    max_norm: float,
+    attack_steps: int = 100,
+    lr: float = 0.01,
+    clean_weight: float = 0.0,
+    quantize: bool = True,
+    progress: ProgressCallback | None = None,
+) -> list[float]:
+    """Train ``model`` with DDN adversarial examples of norm ≤ ``max_norm``; returns epoch losses.
+
+    ``batches`` is re-iterated every epoch (a list or a DataLoader).
+    """
+    if not hasattr(batches, "__len__"):
+        raise ConfigError("batches must have a length (a list of (x, y) pairs or a DataLoader)")
+    optim = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    attack = DDN(model, steps=attack_steps, max_norm=max_norm, quantize=quantize)
+    total = epochs * len(batches)  # type: ignore[arg-type]
+    losses = []
+    step = 0
+    for _ in range(epochs):
+        model.train()
+        running = 0.0
+        for x, y in batches:
+            loss = adversarial_loss(model, x, y, attack, clean_weight)
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            running += loss.item()
+            step += 1
+            report(progress, step, total, {"loss": loss.item()})
+        losses.append(running / len(batches))  # type: ignore[arg-type]
+    return losses
