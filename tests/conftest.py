@@ -1,8 +1,10 @@
-"""Shared pytest setup: one torch thread per test worker, deterministic seeds."""
+"""Shared pytest setup: one torch thread per test worker, deterministic seeds, browser harness."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,9 +12,48 @@ import torch
 os.environ.setdefault("WSLBENCH_THREADS", "1")
 torch.set_num_threads(int(os.environ["WSLBENCH_THREADS"]))
 
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+
 
 @pytest.fixture(autouse=True)
 def _seed_and_isolate_run_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts from seed 0 and outside any run folder."""
     monkeypatch.delenv("WSLBENCH_RUN_DIR", raising=False)
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def voila_url() -> Iterator[str]:
+    """One Voila server on ``notebooks/dashboards`` for the whole browser session."""
+    from tests.browser import voila_server
+
+    with voila_server(ROOT / "notebooks" / "dashboards") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[object]:
+    """Debian Chromium driven by Playwright (never ``playwright install``)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make chromium` (Debian package chromium)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def dashboard(request: pytest.FixtureRequest, voila_url: str, chromium: object) -> Iterator[object]:
+    """A fresh page on the Voila server; screenshots go to ``test-artifacts/browser/<test>/``."""
+    from tests.browser import Dashboard
+
+    board = Dashboard(chromium, voila_url, ARTIFACTS / "browser" / request.node.name)
+    try:
+        yield board
+    finally:
+        board.close()

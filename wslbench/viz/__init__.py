@@ -1,3 +1,26 @@
-"""Figure builders (matplotlib static, plotly interactive)."""
+"""Figure builders: matplotlib for static panels, plotly for interactive curves."""
 
 from __future__ import annotations
+
+from wslbench.viz.curves import CURVE_AXES, Curve, curves_figure
+from wslbench.viz.heatmaps import (
+    as_display_image,
+    as_heatmap,
+    heatmap_comparison_figure,
+    shared_scale,
+)
+from wslbench.viz.volume import AXIS_NAMES, as_volume, orthogonal_slices, orthogonal_slices_figure
+
+__all__ = [
+    "Curve",
+    "CURVE_AXES",
+    "curves_figure",
+    "as_display_image",
+    "as_heatmap",
+    "heatmap_comparison_figure",
+    "shared_scale",
+    "AXIS_NAMES",
+    "as_volume",
+    "orthogonal_slices",
+    "orthogonal_slices_figure",
+]

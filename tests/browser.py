@@ -1,0 +1,121 @@
+"""Browser-test harness: Voila on a free 127.0.0.1 port, Debian Chromium through Playwright.
+
+Used through the ``dashboard`` fixture of ``conftest.py``::
+
+    def test_x(dashboard):
+        page = dashboard.open("heatmap_viewer")      # waits until widgets render
+        dashboard.move_slider("opacity", steps=4)
+        dashboard.screenshot("after-opacity")
+
+Voila runs with tracebacks shown (a failing cell is visible in the page body,
+which :meth:`Dashboard.open` checks), kernels are culled, and the server is
+stopped with SIGTERM (DESIGN §7–8). Never ``playwright install``: the Debian
+browser at ``/usr/bin/chromium`` is used.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from wslbench.runner.voila import find_free_port, voila_argv
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]
+PAGE_ERRORS = ("Traceback", "non-existing kernel", "timed out", "Error starting kernel")
+
+
+@contextmanager
+def voila_server(root: Path, *, startup_s: float = 60.0) -> Iterator[str]:
+    """Serve ``root`` with Voila (tracebacks shown); yields the base URL."""
+    port = find_free_port()
+    argv = voila_argv(root, port=port, show_tracebacks=True, cull_idle_s=60)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + startup_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"voila exited early:\n{proc.stdout.read() if proc.stdout else ''}")
+            try:
+                with urllib.request.urlopen(url + "/", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("voila did not answer within the start-up time") from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Dashboard:
+    """One Chromium page on a Voila server, with helpers for widget interaction."""
+
+    def __init__(self, browser, base_url: str, artifacts: Path) -> None:  # noqa: ANN001
+        self.base_url = base_url
+        self.artifacts = artifacts
+        self.context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        self.page = self.context.new_page()
+
+    def open(self, notebook: str, *, timeout_s: float = 120.0, query: str = ""):  # noqa: ANN201
+        """Load ``notebook`` (stem) and wait until its widgets and a visible image render."""
+        url = f"{self.base_url}/voila/render/{notebook}.ipynb{query}"
+        self.page.goto(url, timeout=timeout_s * 1000)
+        self.page.wait_for_selector(".widget-slider, .widget-dropdown", timeout=timeout_s * 1000)
+        self.page.wait_for_selector("img:visible", timeout=timeout_s * 1000)
+        body = self.page.inner_text("body")
+        for marker in PAGE_ERRORS:
+            if marker in body:
+                raise AssertionError(f"dashboard {notebook} shows {marker!r}:\n{body[:3000]}")
+        return self.page
+
+    def visible_image(self, index: int = 0) -> str:
+        """The ``src`` (data URL or blob) of the ``index``-th visible image."""
+        return self.page.locator("img:visible").nth(index).get_attribute("src") or ""
+
+    def move_slider(self, label: str, steps: int = 3) -> None:
+        """Focus the slider whose description is ``label`` and press the right arrow ``steps`` times."""
+        slider = self.page.locator(".widget-slider", has=self.page.locator(f"label:text-is('{label}')"))
+        handle = slider.locator(".noUi-handle").first
+        handle.click()
+        for _ in range(steps):
+            handle.press("ArrowRight")
+
+    def select(self, label: str, option: str) -> None:
+        """Pick ``option`` in the dropdown whose description is ``label``."""
+        dropdown = self.page.locator(".widget-dropdown", has=self.page.locator(f"label:text-is('{label}')"))
+        dropdown.locator("select").select_option(label=option)
+
+    def wait_for_change(self, before: str, index: int = 0, timeout_s: float = 30.0) -> str:
+        """Wait until the ``index``-th visible image differs from ``before``; returns the new src."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            now = self.visible_image(index)
+            if now and now != before:
+                return now
+            self.page.wait_for_timeout(100)
+        raise AssertionError("the rendered image did not change")
+
+    def screenshot(self, name: str) -> Path:
+        """Save a full-page screenshot under the test's artifacts folder."""
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        path = self.artifacts / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def close(self) -> None:
+        self.context.close()

@@ -1,0 +1,155 @@
+"""Shared widgets, headless: changing a control updates the figure data."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from wslbench.errors import ConfigError, InvalidInputError
+from wslbench.viz import Curve, heatmap_comparison_figure, shared_scale
+from wslbench.widgets import (
+    HeatmapComparisonPanel,
+    MetricsPanel,
+    ParameterPanel,
+    VolumeViewer,
+    make_control,
+)
+
+
+def _image_and_maps(size: int = 16):
+    rng = np.random.default_rng(0)
+    image = rng.random((size, size, 3))
+    ramp = np.linspace(0, 1, size * size).reshape(size, size)
+    return image, {"pi0": ramp, "pi sparse": 2 * ramp}
+
+
+def test_heatmap_panel_sliders_redraw_with_shared_scale():
+    image, maps = _image_and_maps()
+    panel = HeatmapComparisonPanel(image, maps, opacity=0.5)
+    first_png = panel.image_widget.value
+    overlays = [ax.images[-1] for ax in panel.figure.axes[1:3]]
+    assert [o.get_alpha() for o in overlays] == [0.5, 0.5]
+    assert all(o.get_clim() == (0.0, 2.0) for o in overlays), "one colour scale for every map"
+    panel.opacity.value = 0.9
+    assert [ax.images[-1].get_alpha() for ax in panel.figure.axes[1:3]] == [0.9, 0.9]
+    assert panel.image_widget.value != first_png
+    panel.threshold.value = 0.5
+    shown = panel.figure.axes[1].images[-1].get_array()
+    assert np.ma.is_masked(shown) and shown.mask.sum() == (maps["pi0"] < 1.0).sum()
+
+
+def test_heatmap_panel_update_keeps_sliders_and_checks_shapes():
+    image, maps = _image_and_maps()
+    panel = HeatmapComparisonPanel(image, maps)
+    panel.opacity.value = 0.3
+    panel.update(heatmaps={"only": np.ones((16, 16))})
+    assert len(panel.figure.axes) == 3  # image, one map, colour bar
+    assert panel.figure.axes[1].images[-1].get_alpha() == 0.3
+    with pytest.raises(InvalidInputError, match="expected the image size"):
+        panel.update(heatmaps={"bad": np.ones((8, 8))})
+    with pytest.raises(InvalidInputError, match="NaN"):
+        heatmap_comparison_figure(image, {"nan": np.full((16, 16), np.nan)})
+
+
+def test_shared_scale_is_symmetric_for_signed_maps():
+    assert shared_scale({"a": np.array([[-1.0, 0.5]]), "b": np.array([[3.0]])}) == (-3.0, 3.0)
+    assert shared_scale({"a": np.array([[0.0, 2.0]])}) == (0.0, 2.0)
+
+
+def test_volume_viewer_slice_sliders_move_the_slices():
+    vol = np.arange(6 * 7 * 8, dtype=float).reshape(6, 7, 8)
+    overlay = (vol > vol.mean()).astype(float)
+    viewer = VolumeViewer(vol, overlay)
+    assert viewer.index == (3, 3, 4)
+    sagittal = viewer.figure.axes[0].images[0].get_array().copy()
+    np.testing.assert_array_equal(sagittal, np.rot90(vol[3]))
+    viewer.sliders[0].value = 5
+    np.testing.assert_array_equal(viewer.figure.axes[0].images[0].get_array(), np.rot90(vol[5]))
+    assert len(viewer.figure.axes[0].images) == 2, "overlay drawn on top"
+    viewer.update(volume=np.zeros((4, 4, 4)), overlay=np.zeros((4, 4, 4)))
+    assert [s.max for s in viewer.sliders] == [3, 3, 3] and viewer.index == (2, 2, 2)
+    with pytest.raises(InvalidInputError, match="overlay has shape"):
+        VolumeViewer(vol, np.zeros((2, 2, 2)))
+
+
+def test_metrics_panel_dropdown_switches_curves():
+    roc = [Curve([0, 0.2, 1], [0, 0.8, 1], "net A")]
+    froc = [Curve([0, 1, 10], [0, 0.4, 0.7], "MA"), Curve([0, 2, 10], [0, 0.5, 0.9], "HE")]
+    panel = MetricsPanel({"roc": roc, "froc": froc}, summary={"roc": "AUC 0.90"})
+    assert [t.name for t in panel.figure.data] == ["net A", "chance"]
+    assert panel.note.value == "AUC 0.90"
+    panel.kind.value = "froc"
+    assert [t.name for t in panel.figure.data] == ["MA", "HE"]
+    assert panel.figure.layout.xaxis.title.text == "false positives per image"
+    panel.set_curves("pr", [Curve([0, 1], [1, 0.5], "gap")])
+    assert panel.kind.value == "pr" and panel.figure.data[0].name == "gap"
+    with pytest.raises(InvalidInputError, match="unknown curve kind"):
+        panel.set_curves("dice", roc)
+
+
+def test_make_control_specs():
+    assert type(make_control("k", (1, 9, 2))).__name__ == "IntSlider"
+    assert make_control("lr", (0.0, 1.0, 0.1, 0.5)).value == 0.5
+    nu = make_control("nu", [0.0, 1e-4, 1e-3])
+    assert type(nu).__name__ == "SelectionSlider" and nu.value == 0.0
+    assert make_control("head", ["gap", "lse"]).value == "gap"
+    assert make_control("tta", True).value is True
+    with pytest.raises(ConfigError, match="cannot build a widget"):
+        make_control("bad", {"a": 1})
+
+
+def test_parameter_panel_synchronous_runs_with_latest_values():
+    seen = []
+
+    def work(params, progress):
+        for step in range(1, 4):
+            progress(step, 3, {"loss": 1.0 / step})
+        seen.append(params)
+        return params["nu"] * 2
+
+    panel = ParameterPanel({"nu": [0.0, 1e-3], "head": ["gap", "lse"]}, work, threaded=False)
+    panel.controls["nu"].value = 1e-3
+    assert panel.result == 2e-3 and seen[-1] == {"nu": 1e-3, "head": "gap"}
+    assert panel.progress.value == 3 and panel.status.value.startswith("done")
+    panel.controls["head"].value = "lse"
+    assert seen[-1]["head"] == "lse" and panel.runs == 2
+
+
+def test_parameter_panel_shows_errors_without_traceback():
+    def work(params, progress):
+        raise ConfigError("nu must be >= 0")
+
+    panel = ParameterPanel({"nu": [0.0, 1.0]}, work, threaded=False)
+    panel.run_now()
+    assert "nu must be &gt;= 0" in panel.status.value or "nu must be >= 0" in panel.status.value
+    assert "Traceback" not in panel.status.value and panel.error == "nu must be >= 0"
+
+
+def test_parameter_panel_debounces_and_cancels_in_a_thread():
+    started = threading.Event()
+    calls = []
+
+    def work(params, progress):
+        calls.append(params["n"])
+        started.set()
+        for step in range(200):
+            progress(step, 200, {})
+            time.sleep(0.01)
+        return params["n"]
+
+    panel = ParameterPanel({"n": (0, 10, 1)}, work, debounce_s=0.1)
+    for value in (1, 2, 3):  # three quick moves: one run with the last value
+        panel.controls["n"].value = value
+    assert started.wait(5.0)
+    panel.cancel()
+    panel.wait(10.0)
+    assert calls == [3] and panel.status.value == "cancelled" and panel.result is None
+    panel.controls["n"].value = 4
+    time.sleep(0.3)
+    panel.controls["n"].value = 5  # cancels the running one, runs again with 5
+    panel.wait(10.0)
+    assert calls[-1] == 5 and panel.result == 5
+
