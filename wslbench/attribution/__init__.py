@@ -1,4 +1,11 @@
-"""Attribution maps: ``Method(model).attribute(x, target=None) -> (B, 1, H, W)`` or ``(B, 1, D, H, W)``."""
+"""Attribution maps: ``Method(model).attribute(x, target=None) -> (B, 1, H, W)`` or ``(B, 1, D, H, W)``.
+
+Registered methods (``create_attribution(name, model, **kwargs)``,
+``list_attribution()``): ``"sensitivity"`` (ω, Quellec 2017 eq. 2),
+``"hue-constrained"`` (π, eq. 3), ``"gradient-x-input"``, ``"lrp"``,
+``"grad-cam"``, ``"cam"`` and ``"occlusion"``. Maps are raw (their natural
+scale and sign); :func:`normalize` rescales them for display.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,14 @@ from wslbench.attribution.base import (
     register_attribution,
     select_target,
 )
+from wslbench.attribution.cam import CAM
+from wslbench.attribution.grad_cam import GradCAM
+from wslbench.attribution.gradient_x_input import GradientXInput
+from wslbench.attribution.hue_constrained import HueConstrainedSensitivity
+from wslbench.attribution.lrp import LRP, LRP_RULES
+from wslbench.attribution.normalize import NORMALIZE_POLICIES, normalize
+from wslbench.attribution.occlusion import Occlusion
+from wslbench.attribution.sensitivity import Sensitivity
 
 __all__ = [
     "ATTRIBUTION",
@@ -22,4 +37,14 @@ __all__ = [
     "preserved_model_state",
     "register_attribution",
     "select_target",
+    "CAM",
+    "GradCAM",
+    "GradientXInput",
+    "HueConstrainedSensitivity",
+    "LRP",
+    "LRP_RULES",
+    "NORMALIZE_POLICIES",
+    "normalize",
+    "Occlusion",
+    "Sensitivity",
 ]

@@ -71,7 +71,12 @@ def select_target(output: torch.Tensor, target: int | torch.Tensor | None) -> to
     ``output`` is ``(B,)`` or ``(B, 1)`` (regression/binary score) or ``(B, K)``.
     """
     if output.ndim == 1:
-        if target not in (None, 0):
+        single = target is None or (
+            bool((torch.as_tensor(target) == 0).all())
+            if isinstance(target, torch.Tensor)
+            else target == 0
+        )
+        if not single:
             raise InvalidInputError(f"model has a single output; target must be None, got {target!r}")
         return output
     if output.ndim != 2:
@@ -133,12 +138,21 @@ class Attribution:
         check_input(x)
         with preserved_model_state(self.model):
             out = self._attribute(x, target, create_graph=create_graph)
-        expected = (x.shape[0], 1, *x.shape[2:])
-        if tuple(out.shape) != expected:
+        if self._keeps_input_size():
+            expected = (x.shape[0], 1, *x.shape[2:])
+            wrong = tuple(out.shape) != expected
+        else:  # maps at a layer's resolution (Grad-CAM/CAM with upsample=False)
+            expected = (x.shape[0], 1, *("*" for _ in x.shape[2:]))
+            wrong = out.ndim != x.ndim or tuple(out.shape[:2]) != (x.shape[0], 1)
+        if wrong:
             raise InvalidInputError(
                 f"{type(self).__name__} produced shape {tuple(out.shape)}, expected {expected}"
             )
         return out if create_graph else out.detach()
+
+    def _keeps_input_size(self) -> bool:
+        """Whether maps have the input's spatial size (False only for layer-resolution maps)."""
+        return True
 
     def _attribute(
         self, x: torch.Tensor, target: int | torch.Tensor | None, *, create_graph: bool
