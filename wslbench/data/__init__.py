@@ -1,3 +1,96 @@
 """Synthetic generators, real-dataset loaders, preprocessing, augmentation, NIfTI I/O."""
 
 from __future__ import annotations
+
+from wslbench.data.dr_loaders import (
+    DIARETDB1_CONFIDENCE_THRESHOLD,
+    DIARETDB1_LESION_FOLDERS,
+    DRDataset,
+    DRRecord,
+    load_confidence_map,
+    load_diaretdb1,
+    load_fundus_image,
+    load_kaggle_dr,
+    load_messidor,
+)
+from wslbench.data.fundus_preprocess import (
+    AugmentationParams,
+    FieldOfView,
+    PreprocessedFundus,
+    as_rgb_float,
+    augment_image,
+    augment_mask,
+    estimate_fov,
+    estimate_fov_radius,
+    preprocess_fundus,
+    sample_augmentation,
+)
+from wslbench.data.real_images import load_skimage_microaneurysms, load_skimage_retina
+from wslbench.data.synthetic_fundus import (
+    CONFOUNDER_TYPES,
+    GRADE_NAMES,
+    KAGGLE_TRAIN_GRADE_DISTRIBUTION,
+    LESION_TYPES,
+    SEVERE_HEMORRHAGES_PER_QUADRANT,
+    SEVERE_QUADRANTS,
+    VESSEL_KINDS,
+    Blob,
+    FundusCase,
+    FundusRecord,
+    NeovascularTuft,
+    SyntheticFundusDataset,
+    VesselPath,
+    etdrs_grade,
+    make_fundus_case,
+    make_fundus_dataset,
+    quadrant_of,
+    render_fundus,
+    sample_fundus_case,
+)
+
+__all__ = [
+    # synthetic fundus
+    "LESION_TYPES",
+    "CONFOUNDER_TYPES",
+    "VESSEL_KINDS",
+    "GRADE_NAMES",
+    "KAGGLE_TRAIN_GRADE_DISTRIBUTION",
+    "SEVERE_HEMORRHAGES_PER_QUADRANT",
+    "SEVERE_QUADRANTS",
+    "Blob",
+    "VesselPath",
+    "NeovascularTuft",
+    "FundusRecord",
+    "FundusCase",
+    "SyntheticFundusDataset",
+    "quadrant_of",
+    "etdrs_grade",
+    "sample_fundus_case",
+    "render_fundus",
+    "make_fundus_case",
+    "make_fundus_dataset",
+    # real images
+    "load_skimage_retina",
+    "load_skimage_microaneurysms",
+    # preprocessing and augmentation
+    "FieldOfView",
+    "PreprocessedFundus",
+    "AugmentationParams",
+    "as_rgb_float",
+    "estimate_fov",
+    "estimate_fov_radius",
+    "preprocess_fundus",
+    "sample_augmentation",
+    "augment_image",
+    "augment_mask",
+    # DR data set loaders
+    "DRRecord",
+    "DRDataset",
+    "DIARETDB1_LESION_FOLDERS",
+    "DIARETDB1_CONFIDENCE_THRESHOLD",
+    "load_fundus_image",
+    "load_confidence_map",
+    "load_kaggle_dr",
+    "load_diaretdb1",
+    "load_messidor",
+]
