@@ -100,15 +100,21 @@ class Dashboard:
         dropdown = self.page.locator(".widget-dropdown", has=self.page.locator(f"label:text-is('{label}')"))
         dropdown.locator("select").select_option(label=option)
 
-    def wait_for_change(self, before: str, index: int = 0, timeout_s: float = 30.0) -> str:
-        """Wait until the ``index``-th visible image differs from ``before``; returns the new src."""
+    def wait_for_change(
+        self, before: str, index: int = 0, timeout_s: float = 30.0, settle_s: float = 0.8
+    ) -> str:
+        """Wait until the ``index``-th visible image differs from ``before`` and then stays the
+        same for ``settle_s`` (one user action may redraw several times); returns its src."""
         deadline = time.monotonic() + timeout_s
+        last, since = before, time.monotonic()
         while time.monotonic() < deadline:
             now = self.visible_image(index)
-            if now and now != before:
-                return now
+            if now != last:
+                last, since = now, time.monotonic()
+            elif last and last != before and time.monotonic() - since >= settle_s:
+                return last
             self.page.wait_for_timeout(100)
-        raise AssertionError("the rendered image did not change")
+        raise AssertionError("the rendered image did not change (or never settled)")
 
     def screenshot(self, name: str) -> Path:
         """Save a full-page screenshot under the test's artifacts folder."""

@@ -153,3 +153,22 @@ def test_parameter_panel_debounces_and_cancels_in_a_thread():
     panel.wait(10.0)
     assert calls[-1] == 5 and panel.result == 5
 
+
+
+def test_heatmap_panel_policy_rescales_each_map():
+    image, maps = _image_and_maps()
+    panel = HeatmapComparisonPanel(image, maps)
+    assert panel.figure.axes[2].images[-1].get_array().max() == 2.0
+    panel.policy.value = "abs-max"
+    assert [ax.images[-1].get_array().max() for ax in panel.figure.axes[1:3]] == [1.0, 1.0]
+
+
+
+def test_case_viewer_dropdown_swaps_case_and_maps():
+    from wslbench.experiments.dr import synthetic_case_viewer
+
+    viewer = synthetic_case_viewer(size=64, n_cases=4)
+    assert [ax.get_title() for ax in viewer.panel.figure.axes[:2]] == ["image", "no lesion"]
+    viewer.picker.value = 3  # grade 3: hemorrhages in three quadrants
+    titles = [ax.get_title() for ax in viewer.panel.figure.axes]
+    assert "hemorrhage" in titles and "no lesion" not in titles

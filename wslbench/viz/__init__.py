@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from wslbench.viz.curves import CURVE_AXES, Curve, curves_figure
+from wslbench.viz.fundus import (
+    LESION_COLOURS,
+    before_after_figure,
+    fundus_grid_figure,
+    lesion_outline_image,
+)
 from wslbench.viz.heatmaps import (
     as_display_image,
     as_heatmap,
@@ -12,6 +18,10 @@ from wslbench.viz.heatmaps import (
 from wslbench.viz.volume import AXIS_NAMES, as_volume, orthogonal_slices, orthogonal_slices_figure
 
 __all__ = [
+    "LESION_COLOURS",
+    "before_after_figure",
+    "fundus_grid_figure",
+    "lesion_outline_image",
     "Curve",
     "CURVE_AXES",
     "curves_figure",

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
 from wslbench.errors import InvalidInputError
@@ -57,6 +58,14 @@ def as_heatmap(heatmap: object) -> np.ndarray:
     return arr
 
 
+def _normalized(m: np.ndarray, policy: str) -> np.ndarray:
+    from wslbench.attribution.normalize import normalize
+
+    if policy == "none":
+        return m
+    return normalize(torch.from_numpy(m)[None], policy)[0].numpy()
+
+
 def shared_scale(maps: Mapping[str, np.ndarray]) -> tuple[float, float]:
     """One ``(vmin, vmax)`` for every map: symmetric when any map is signed."""
     lo = min(float(m.min()) for m in maps.values())
@@ -75,6 +84,7 @@ def heatmap_comparison_figure(
     threshold: float = 0.0,
     cmap: str = "jet",
     scale: tuple[float, float] | None = None,
+    policy: str = "none",
     panel_size: float = 3.0,
 ) -> Figure:
     """The image, then each heatmap overlaid on it, side by side on one colour scale.
@@ -86,6 +96,10 @@ def heatmap_comparison_figure(
         threshold: fraction in [0, 1) of the shared scale below which a map is transparent.
         cmap: matplotlib colour map of the overlays.
         scale: ``(vmin, vmax)`` shared by the maps; default :func:`shared_scale`.
+        policy: per-map display normalisation before the shared scale
+            (:func:`wslbench.attribution.normalize`: ``"none"`` keeps raw values, which
+            compares maps of one method; ``"abs-max"`` or ``"percentile"`` compares
+            methods of different units).
         panel_size: inches per panel.
 
     Returns:
@@ -99,7 +113,7 @@ def heatmap_comparison_figure(
     if not heatmaps:
         raise InvalidInputError("heatmaps is empty; expected at least one title -> map")
     img = as_display_image(image)
-    maps = {title: as_heatmap(m) for title, m in heatmaps.items()}
+    maps = {title: _normalized(as_heatmap(m), policy) for title, m in heatmaps.items()}
     for title, m in maps.items():
         if m.shape != img.shape[:2]:
             raise InvalidInputError(

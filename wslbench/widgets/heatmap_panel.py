@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
+from wslbench.attribution.normalize import NORMALIZE_POLICIES
 from wslbench.viz.heatmaps import heatmap_comparison_figure
 from wslbench.widgets._render import show_figure
 
@@ -28,10 +29,12 @@ class HeatmapComparisonPanel:
         opacity: initial overlay opacity in [0, 1].
         threshold: initial fraction of the shared scale below which maps are hidden.
         cmap: matplotlib colour map of the overlays.
+        policy: initial display normalisation (``wslbench.attribution.NORMALIZE_POLICIES``).
         title: optional heading shown above the panel.
 
     Attributes:
         opacity, threshold: the two ``FloatSlider`` widgets.
+        policy: the ``Dropdown`` of the display normalisation.
         image_widget: the ``Image`` widget holding the rendered PNG.
         figure: the last matplotlib figure drawn (closed, still inspectable).
         widget: the container to display (the panel also displays itself).
@@ -45,6 +48,7 @@ class HeatmapComparisonPanel:
         opacity: float = 0.5,
         threshold: float = 0.0,
         cmap: str = "jet",
+        policy: str = "none",
         title: str = "",
     ) -> None:
         self._image = image
@@ -58,14 +62,16 @@ class HeatmapComparisonPanel:
             value=threshold, min=0.0, max=0.95, step=0.05, description="threshold",
             continuous_update=False,
         )
+        self.policy = widgets.Dropdown(options=list(NORMALIZE_POLICIES), value=policy,
+                                       description="scale")
         self.image_widget = widgets.Image(format="png")
         self.figure: Figure | None = None
         header = [widgets.HTML(f"<b>{title}</b>")] if title else []
         self.widget = widgets.VBox(
-            [*header, widgets.HBox([self.opacity, self.threshold]), self.image_widget]
+            [*header, widgets.HBox([self.opacity, self.threshold, self.policy]), self.image_widget]
         )
-        self.opacity.observe(self._on_change, names="value")
-        self.threshold.observe(self._on_change, names="value")
+        for control in (self.opacity, self.threshold, self.policy):
+            control.observe(self._on_change, names="value")
         self.render()
 
     def _on_change(self, _change: object) -> None:
@@ -85,7 +91,7 @@ class HeatmapComparisonPanel:
         """Draw the panel with the current slider values; returns the figure."""
         fig = heatmap_comparison_figure(
             self._image, self._heatmaps, opacity=self.opacity.value,
-            threshold=self.threshold.value, cmap=self.cmap,
+            threshold=self.threshold.value, cmap=self.cmap, policy=self.policy.value,
         )
         self.figure = fig
         show_figure(fig, self.image_widget)
