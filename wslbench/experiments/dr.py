@@ -599,7 +599,7 @@ def nu_table(
 ) -> list[dict[str, float]]:
     """Table 2 of Quellec 2017: image AUC and mean lesion FROC area on the test split per ν.
 
-    Returns one row per ν: ``{"nu", "image_auc", "froc_mean", "pi_l1", "seconds"}``
+    Returns one row per ν: ``{"nu", "image_auc", "froc_mean", "pi_l1"}``
     where ``pi_l1`` is the mean L1 norm of the test heatmaps (the quantity eq. 6 shrinks).
     """
     rows = []
@@ -614,7 +614,7 @@ def nu_table(
         ev = evaluate_dr(run.model, test, config, heatmaps=maps)
         rows.append({"nu": float(nu), "image_auc": ev.image_auc,
                      "froc_mean": ev.froc_areas["mean"],
-                     "pi_l1": float(maps.flatten(1).sum(1).mean()), "seconds": run.seconds})
+                     "pi_l1": float(maps.flatten(1).sum(1).mean())})
     return rows
 
 
