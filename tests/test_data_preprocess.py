@@ -164,3 +164,25 @@ def test_same_transform_on_image_and_mask_torch_and_numpy() -> None:
     assert small.shape == (112, 112) and small.dtype == bool
     with pytest.raises(InvalidInputError, match="shape"):
         augment_mask(np.zeros((2, 3, 4, 5), bool), p)
+
+
+def test_masks_follow_the_preprocessing_rescale():
+    from wslbench.data import make_fundus_case, preprocess_fundus, preprocess_mask, resample_like
+
+    case = make_fundus_case(3, 128, grade=3)
+    pre = preprocess_fundus(case.image, target_width=128)
+    assert abs(pre.scale - 1.0) > 0.02, "the case must actually be rescaled for this test"
+    moved = preprocess_mask(case.mask_stack(), pre)
+    assert moved.shape == (4, 128, 128)
+    photo = resample_like(case.image.transpose(2, 0, 1), pre).mean(0)
+    lesion = moved[1]  # hemorrhages: darker than the retina around them on the new grid
+    ring = ndi_dilate(lesion, 3) & ~ndi_dilate(lesion, 1) & pre.fov
+    assert photo[lesion].mean() < photo[ring].mean() - 0.05
+    stale = case.masks["hemorrhage"]  # the unscaled mask no longer lines up as well
+    assert (moved[1] != stale).sum() > 0
+
+
+def ndi_dilate(mask, n):
+    from scipy import ndimage
+
+    return ndimage.binary_dilation(mask, iterations=n)

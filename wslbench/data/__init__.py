@@ -23,6 +23,8 @@ from wslbench.data.fundus_preprocess import (
     estimate_fov,
     estimate_fov_radius,
     preprocess_fundus,
+    preprocess_mask,
+    resample_like,
     sample_augmentation,
 )
 from wslbench.data.real_images import load_skimage_microaneurysms, load_skimage_retina
@@ -80,6 +82,8 @@ __all__ = [
     "estimate_fov",
     "estimate_fov_radius",
     "preprocess_fundus",
+    "preprocess_mask",
+    "resample_like",
     "sample_augmentation",
     "augment_image",
     "augment_mask",

@@ -44,6 +44,8 @@ __all__ = [
     "estimate_fov",
     "estimate_fov_radius",
     "preprocess_fundus",
+    "preprocess_mask",
+    "resample_like",
     "sample_augmentation",
     "augment_image",
     "augment_mask",
@@ -206,6 +208,40 @@ def preprocess_fundus(
         out = np.clip(out, 0.0, 1.0)
     return PreprocessedFundus(image=out.astype(np.float32), fov=mask, source_fov=fov,
                               scale=float(scale))
+
+
+def resample_like(planes: np.ndarray, pre: PreprocessedFundus, *, order: int = 1) -> np.ndarray:
+    """Resample ``(K, H, W)`` planes of the input image onto ``pre``'s grid.
+
+    The rescaling and centring of :func:`preprocess_fundus` without its background
+    subtraction: for displaying the photograph under heatmaps of the preprocessed image
+    (``order=1``) or carrying masks along (``order=0``). Outside the input is 0.
+    """
+    arr = np.asarray(planes, dtype=np.float32)
+    if arr.ndim != 3:
+        raise InvalidInputError(f"planes must be (K, H, W), got shape {arr.shape}")
+    t = pre.image.shape[0]
+    c_out = (t - 1) / 2.0
+    fov, scale = pre.source_fov, pre.scale
+    offset_in = np.array([fov.cy - c_out / scale, fov.cx - c_out / scale])
+    return np.stack([
+        ndi.affine_transform(p, np.full(2, 1.0 / scale), offset=offset_in, output_shape=(t, t),
+                             order=order, mode="constant", cval=0.0)
+        for p in arr
+    ])
+
+
+def preprocess_mask(mask: np.ndarray, pre: PreprocessedFundus) -> np.ndarray:
+    """A ``(H, W)`` or ``(K, H, W)`` bool mask of the input image on ``pre``'s grid.
+
+    Nearest-neighbour :func:`resample_like`, so lesion masks stay aligned with the
+    preprocessed image.
+    """
+    arr = np.asarray(mask)
+    if arr.ndim not in (2, 3):
+        raise InvalidInputError(f"mask must be (H, W) or (K, H, W), got shape {arr.shape}")
+    out = resample_like(arr.reshape(-1, *arr.shape[-2:]), pre, order=0) > 0.5
+    return out.reshape(*arr.shape[:-2], *out.shape[-2:])
 
 
 # --------------------------------------------------------------------------- augmentation

@@ -42,6 +42,8 @@ from wslbench.data.fundus_preprocess import (
     augment_image,
     augment_mask,
     preprocess_fundus,
+    preprocess_mask,
+    resample_like,
     sample_augmentation,
 )
 from wslbench.data.synthetic_fundus import LESION_TYPES, make_fundus_case
@@ -180,7 +182,8 @@ class DRSplit:
 
     Attributes:
         images: ``(N, 3, S, S)`` float32 (preprocessed when the config says so).
-        raw: ``(N, 3, S, S)`` float32 images before preprocessing (for display).
+        raw: ``(N, 3, S, S)`` float32 photographs on the same grid, before the background
+            subtraction (for display).
         grades: ``(N,)`` int64 grades 0–4; ``referable`` is grade ≥ 2.
         masks: ``(N, 4, S, S)`` bool lesion masks in :data:`LESION_TYPES` order.
         fov: ``(N, S, S)`` bool field of view (eroded when preprocessed).
@@ -215,40 +218,32 @@ class DRData:
     test: DRSplit
 
 
-def preprocess_images(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def preprocess_images(
+    images: torch.Tensor, masks: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Graham preprocessing (5.1.1) of ``(N, 3, S, S)`` images at their own width.
 
-    Returns the preprocessed images and the eroded field-of-view masks ``(N, S, S)``.
+    The field of view is rescaled to the full width, so the photographs and the lesion
+    masks ``(N, K, S, S)`` are resampled the same way and stay aligned. Returns the
+    preprocessed images, the resampled photographs (for display), the resampled masks
+    and the eroded field-of-view masks ``(N, S, S)``.
     """
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise InvalidInputError(f"images must be (N, 3, S, S), got {tuple(images.shape)}")
+    if images.ndim != 4 or images.shape[1] != 3 or masks.shape[0] != images.shape[0]:
+        raise InvalidInputError(
+            f"images must be (N, 3, S, S) with (N, K, S, S) masks, got {tuple(images.shape)} "
+            f"and {tuple(masks.shape)}"
+        )
     size = int(images.shape[-1])
     out, fovs = torch.empty_like(images), torch.empty(images.shape[0], size, size, dtype=torch.bool)
+    new_masks = torch.empty(masks.shape[0], masks.shape[1], size, size, dtype=torch.bool)
+    photos = torch.empty_like(images)
     for i, img in enumerate(images):
         pre = preprocess_fundus(img.permute(1, 2, 0).numpy(), target_width=size)
         out[i] = torch.from_numpy(pre.image).permute(2, 0, 1)
         fovs[i] = torch.from_numpy(pre.fov)
-    return out, fovs
-
-
-def _make_eye_pairs(n: int, size: int, seed: int) -> tuple[torch.Tensor, ...]:
-    """``n`` cases as eye pairs: cases ``2k`` and ``2k + 1`` are the left and right eyes of
-    patient ``k``; the right eye's grade is the left one's ± 1 at most (clipped to 0–4), as
-    both eyes of a diabetic patient progress together (the contralateral-eye features of 5.6).
-    """
-    rng = np.random.default_rng(seed)
-    seeds = np.random.SeedSequence(seed).spawn(n)
-    grades = []
-    for k in range(n):
-        if k % 2 == 0:
-            grades.append(int(rng.integers(0, 5)))
-        else:
-            grades.append(int(np.clip(grades[-1] + rng.choice([-1, 0, 0, 1]), 0, 4)))
-    cases = [make_fundus_case(np.random.default_rng(s), size, g) for s, g in zip(seeds, grades)]
-    images = torch.from_numpy(np.stack([c.image.transpose(2, 0, 1) for c in cases]))
-    masks = torch.from_numpy(np.stack([c.mask_stack() for c in cases]))
-    fov = torch.from_numpy(np.stack([c.fov for c in cases]))
-    return images, torch.tensor([c.grade for c in cases]), masks, fov
+        new_masks[i] = torch.from_numpy(preprocess_mask(masks[i].numpy(), pre))
+        photos[i] = torch.from_numpy(resample_like(img.numpy(), pre)).clamp(0, 1)
+    return out, photos, new_masks, fovs
 
 
 def preprocess_real_image(image: np.ndarray, config: DRConfig) -> torch.Tensor:
@@ -263,6 +258,26 @@ def preprocess_real_image(image: np.ndarray, config: DRConfig) -> torch.Tensor:
     return x[None].float()
 
 
+def _make_eye_pairs(n: int, size: int, seed: int) -> tuple[torch.Tensor, ...]:
+    """``n`` cases as eye pairs: cases ``2k`` and ``2k + 1`` are the left and right eyes of
+    patient ``k``; the right eye's grade is the left one's ± 1 at most (clipped to 0–4), as
+    both eyes of a diabetic patient progress together (the contralateral-eye features of 5.6).
+    """
+    rng = np.random.default_rng(seed)
+    seeds = np.random.SeedSequence(seed).spawn(n)
+    grades: list[int] = []
+    for k in range(n):
+        if k % 2 == 0:
+            grades.append(int(rng.integers(0, 5)))
+        else:
+            grades.append(int(np.clip(grades[-1] + rng.choice([-1, 0, 0, 1]), 0, 4)))
+    cases = [make_fundus_case(np.random.default_rng(s), size, g) for s, g in zip(seeds, grades)]
+    images = torch.from_numpy(np.stack([c.image.transpose(2, 0, 1) for c in cases]))
+    masks = torch.from_numpy(np.stack([c.mask_stack() for c in cases]))
+    fov = torch.from_numpy(np.stack([c.fov for c in cases]))
+    return images, torch.tensor([c.grade for c in cases]), masks, fov
+
+
 def make_dr_data(config: DRConfig) -> DRData:
     """Synthetic train/val/test splits of ``config`` (disjoint seeds, grades 0–4 uniform).
 
@@ -275,8 +290,7 @@ def make_dr_data(config: DRConfig) -> DRData:
             raise ConfigError(f"split sizes must be even and >= 4 (eye pairs), got {n}")
         raw, grades, masks, fov = _make_eye_pairs(n, config.image_size, config.seed * 1000 + offset)
         if config.preprocess:
-            images, eroded = preprocess_images(raw)
-            fov = fov & eroded
+            images, raw, masks, fov = preprocess_images(raw, masks)
         else:
             images = raw
         splits.append(DRSplit(images, raw, grades, masks, fov))
