@@ -400,7 +400,7 @@ def _microaneurysm(s: _Scene, centre: tuple[float, float]) -> Blob:
     r = s.size(0.006, 0.010, 1.0)
     return Blob("microaneurysm", centre[0], centre[1], r, r * s.rng.uniform(1.0, 1.15),
                 s.rng.uniform(0, math.pi), _jitter(s.rng, (0.42, 0.05, 0.04), 0.1),
-                float(s.rng.uniform(0.85, 1.0)), 0.15)
+                float(s.rng.uniform(0.5, 0.75)), 0.15)
 
 
 def _hemorrhage(s: _Scene, centre: tuple[float, float]) -> Blob:
@@ -408,7 +408,7 @@ def _hemorrhage(s: _Scene, centre: tuple[float, float]) -> Blob:
     e = s.rng.uniform(1.0, 1.7)
     return Blob("hemorrhage", centre[0], centre[1], r * math.sqrt(e), r / math.sqrt(e),
                 s.rng.uniform(0, math.pi), _jitter(s.rng, (0.36, 0.04, 0.03), 0.1),
-                float(s.rng.uniform(0.8, 0.95)), float(s.rng.uniform(0.4, 0.7)))
+                float(s.rng.uniform(0.55, 0.8)), float(s.rng.uniform(0.4, 0.7)))
 
 
 def _exudate_cluster(s: _Scene) -> list[Blob]:
