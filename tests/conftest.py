@@ -33,6 +33,15 @@ def voila_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def voila_test_url() -> Iterator[str]:
+    """A Voila server on ``tests/notebooks`` (the widget gallery)."""
+    from tests.browser import voila_server
+
+    with voila_server(ROOT / "tests" / "notebooks") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def chromium() -> Iterator[object]:
     """Debian Chromium driven by Playwright (never ``playwright install``)."""
     from playwright.sync_api import sync_playwright
@@ -53,6 +62,18 @@ def dashboard(request: pytest.FixtureRequest, voila_url: str, chromium: object) 
     from tests.browser import Dashboard
 
     board = Dashboard(chromium, voila_url, ARTIFACTS / "browser" / request.node.name)
+    try:
+        yield board
+    finally:
+        board.close()
+
+
+@pytest.fixture
+def gallery(request: pytest.FixtureRequest, voila_test_url: str, chromium: object) -> Iterator[object]:
+    """Like ``dashboard``, on the test notebooks (widget gallery)."""
+    from tests.browser import Dashboard
+
+    board = Dashboard(chromium, voila_test_url, ARTIFACTS / "browser" / request.node.name)
     try:
         yield board
     finally:

@@ -18,3 +18,21 @@ def test_case_viewer_slider_and_dropdown_redraw(dashboard):
     dashboard.select("case", "case 4: grade 3")
     dashboard.wait_for_change(after_slider)
     dashboard.screenshot("after-interaction")
+
+
+def test_widget_gallery_volume_metrics_and_parameter_panel(gallery):
+    page = gallery.open("widget_gallery")
+    first = gallery.visible_image()
+    gallery.move_slider("sagittal", steps=5)
+    after_slice = gallery.wait_for_change(first)
+    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+    assert "AUC 0.86" in page.inner_text("body")
+    gallery.select("curves", "froc")
+    page.wait_for_selector("text=area 0.62", timeout=30_000)
+    page.wait_for_selector(".js-plotly-plot >> text=false positives per image", timeout=30_000)
+    assert page.locator(".js-plotly-plot").count() == 1, "the ROC plot was replaced"
+    gallery.move_slider("sigma", steps=10)  # auto_run is off: nothing runs until Run
+    page.get_by_role("button", name="Run").click()
+    page.wait_for_selector("text=/done in/", timeout=30_000)
+    gallery.wait_for_change(after_slice)
+    gallery.screenshot("gallery")

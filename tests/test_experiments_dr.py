@@ -142,3 +142,21 @@ def test_real_skimage_retina_goes_through_the_network(smoke):
     x = dr.preprocess_real_image(load_skimage_retina(), config)
     assert x.shape == (1, 3, 64, 64)
     assert torch.isfinite(dr.dr_heatmaps(run.model, x, "pi")).all()
+
+
+def test_checkpoints_are_saved_and_load_safely(smoke, tmp_path):
+    from wslbench.errors import RunError
+    from wslbench.training import load_checkpoint
+
+    config, _, run = smoke
+    paths = dr.save_dr_checkpoints(run, tmp_path)
+    assert [p.name for p in paths] == [f"nu{config.nu:g}-iter{i:07d}.pt" for i in (10, 20, 30)]
+    loaded = load_checkpoint(paths[-1])
+    assert loaded["iteration"] == 30 and loaded["config"]["net"] == config.net
+    from wslbench.models.dr import build_dr_net
+
+    model = build_dr_net(config.net, input_size=config.input_size, width=config.width)
+    model.load_state_dict(loaded["state_dict"])
+    assert sum(load_checkpoint(p)["selected"] for p in paths) == 1
+    with pytest.raises(RunError, match="already exists"):
+        dr.save_dr_checkpoints(run, tmp_path)

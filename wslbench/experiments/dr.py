@@ -30,6 +30,7 @@ import copy
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -52,8 +53,9 @@ from wslbench.losses.sparsity import sparsity_enhanced_loss
 from wslbench.metrics import compute_froc, compute_froc_areas, compute_roc_curve, delong_ci
 from wslbench.metrics.froc import extract_candidates
 from wslbench.models.dr import DRNet, build_dr_net, dr_weight_decay_params
-from wslbench.presets import PresetTable
+from wslbench.presets import PresetTable, config_to_dict
 from wslbench.seeding import seed_everything, torch_generator
+from wslbench.training.checkpoint import save_checkpoint
 from wslbench.training.progress import ProgressCallback, report
 
 __all__ = [
@@ -75,6 +77,7 @@ __all__ = [
     "predict_scores",
     "train_dr",
     "train_dr_cached",
+    "save_dr_checkpoints",
     "dr_heatmaps",
     "lesion_candidates",
     "evaluate_dr",
@@ -430,6 +433,25 @@ def train_dr(
     result.selected = best.iteration
     result.seconds = time.perf_counter() - start
     return result
+
+
+def save_dr_checkpoints(training: DRTraining, folder: str | Path) -> list[Path]:
+    """Write every checkpoint of ``training`` to ``folder`` (atomic, never overwritten).
+
+    Files are ``nu<ν>-iter<iteration>.pt`` holding ``state_dict``, ``iteration``, the
+    validation ``metrics``, the ``config`` (as a dict) and whether it is the ``selected``
+    one; they load with :func:`wslbench.training.load_checkpoint` (``weights_only=True``).
+    """
+    folder = Path(folder)
+    written = []
+    for ckpt in training.checkpoints:
+        path = folder / f"nu{training.config.nu:g}-iter{ckpt.iteration:07d}.pt"
+        written.append(save_checkpoint({
+            "state_dict": ckpt.state_dict, "iteration": ckpt.iteration, "metrics": ckpt.metrics,
+            "config": config_to_dict(training.config),
+            "selected": ckpt.iteration == training.selected,
+        }, path))
+    return written
 
 
 _CACHE: dict[DRConfig, tuple[DRData, DRTraining]] = {}
