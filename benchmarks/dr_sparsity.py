@@ -54,7 +54,7 @@ def _heatmaps_per_second(net: str, size: int, width: float, batch: int, reps: in
 def cost(reps: int) -> None:
     print("== cost of the sparsity-enhanced step (eq. 6) vs a plain step ==")
     print(f"{'net':<7}{'size':>5}{'width':>7}{'batch':>6}{'plain ms':>10}{'sparse ms':>11}"
-          f"{'ratio':>7}{'pi maps/s':>11}{'pi map / plain step':>21}")
+          f"{'ratio':>7}{'pi maps/s':>11}{'pi batch / plain step':>22}")
     for net, size, width, batch in (("net_b", 128, 0.25, 16), ("net_b", 256, 0.25, 8),
                                     ("net_a", 128, 0.25, 16), ("net_b", 448, 0.25, 2)):
         plain = _median_step_seconds(net, size, width, batch, 0.0, reps)
@@ -62,7 +62,7 @@ def cost(reps: int) -> None:
         rate = _heatmaps_per_second(net, size, width, batch, max(2, reps // 2))
         per_map_vs_step = (batch / rate) / plain
         print(f"{net:<7}{size:>5}{width:>7}{batch:>6}{plain * 1e3:>10.1f}{sparse * 1e3:>11.1f}"
-              f"{sparse / plain:>7.2f}{rate:>11.1f}{per_map_vs_step:>21.2f}")
+              f"{sparse / plain:>7.2f}{rate:>11.1f}{per_map_vs_step:>22.2f}")
 
 
 def trend(nus: list[float]) -> None:
