@@ -5,10 +5,21 @@
   (Quellec 2017, 5.5, Tables 2–3).
 * :mod:`~wslbench.metrics.localisation` — pointing game and energy in mask.
 * :mod:`~wslbench.metrics.faithfulness` — deletion/insertion curves and a ROAD-style score.
+* :mod:`~wslbench.metrics.classification` — accuracy, AP and mAP (Rony 2020, eqs. 2.1–2.2).
+* :mod:`~wslbench.metrics.segmentation` — Dice and IoU per image, over all pixels, mIoU
+  (Rony 2020, eqs. 2.3, 3.12–3.13, 4.14).
 """
 
 from __future__ import annotations
 
+from wslbench.metrics.classification import (
+    AccuracyMetric,
+    APMetric,
+    compute_accuracy,
+    compute_average_precision,
+    compute_map,
+    compute_per_class_ap,
+)
 from wslbench.metrics.faithfulness import (
     PerturbationCurve,
     RoadResult,
@@ -37,6 +48,18 @@ from wslbench.metrics.roc import (
     delong_ci,
     delong_test,
 )
+from wslbench.metrics.segmentation import (
+    SEGMENTATION_REDUCTIONS,
+    DiceMetric,
+    IoUMetric,
+    compute_dice,
+    compute_dice_per_image,
+    compute_iou,
+    compute_iou_per_image,
+    dice_from_counts,
+    iou_from_counts,
+    segmentation_counts,
+)
 
 __all__ = [
     "CandidateMatch",
@@ -63,4 +86,20 @@ __all__ = [
     "match_candidates",
     "pointing_game",
     "road_score",
+    "AccuracyMetric",
+    "APMetric",
+    "compute_accuracy",
+    "compute_average_precision",
+    "compute_map",
+    "compute_per_class_ap",
+    "SEGMENTATION_REDUCTIONS",
+    "DiceMetric",
+    "IoUMetric",
+    "compute_dice",
+    "compute_dice_per_image",
+    "compute_iou",
+    "compute_iou_per_image",
+    "dice_from_counts",
+    "iou_from_counts",
+    "segmentation_counts",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from wslbench.nn.maxout import Maxout
 from wslbench.nn.resnet import RESNET_LAYERS, BasicBlock, Bottleneck, ResNet, resnet
 from wslbench.nn.rms_pool import RMSPool2d
+from wslbench.nn.unet import UNET_UPSAMPLING, UNet
 from wslbench.nn.untied_conv import UntiedBiasConv2d, conv_output_size
 
 __all__ = [
@@ -17,4 +18,6 @@ __all__ = [
     "Bottleneck",
     "resnet",
     "RESNET_LAYERS",
+    "UNet",
+    "UNET_UPSAMPLING",
 ]

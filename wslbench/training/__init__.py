@@ -1,10 +1,39 @@
-"""Training utilities: checkpoints, loops, early stopping, schedulers."""
+"""Training utilities: checkpoints, loops, early stopping, schedulers, splits, augmentation."""
 
 from __future__ import annotations
 
 from wslbench.training.checkpoint import load_checkpoint, load_state_dict, save_checkpoint
+from wslbench.training.histology_augment import (
+    HistologyAugmentRecord,
+    RandomHistologyAugment,
+    adjust_brightness,
+    adjust_contrast,
+    adjust_hue,
+    adjust_saturation,
+    augment_images,
+    augment_masks,
+)
+from wslbench.training.progress import ProgressCallback, StopRequested, report, tqdm_progress
+from wslbench.training.schedules import CosineSchedule, StepSchedule, lambda_lr, sgd_nesterov
+from wslbench.training.splits import Fold, format_mean_std, kfold_splits, mean_std
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_state_dict"]
-from wslbench.training.progress import ProgressCallback, StopRequested, report, tqdm_progress
-
 __all__ += ["ProgressCallback", "StopRequested", "report", "tqdm_progress"]
+__all__ += [
+    "HistologyAugmentRecord",
+    "RandomHistologyAugment",
+    "adjust_brightness",
+    "adjust_contrast",
+    "adjust_hue",
+    "adjust_saturation",
+    "augment_images",
+    "augment_masks",
+    "CosineSchedule",
+    "StepSchedule",
+    "lambda_lr",
+    "sgd_nesterov",
+    "Fold",
+    "format_mean_std",
+    "kfold_splits",
+    "mean_std",
+]
