@@ -100,9 +100,13 @@ def _child(args: list[str]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=2, help="timed calls per method (after a warm-up)")
+    parser.add_argument(
+        "--reps", type=int, default=2, help="timed calls per method (after a warm-up)"
+    )
     parser.add_argument("--iterations", type=int, default=50, help="mask optimisation iterations")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -110,7 +114,9 @@ def main() -> None:
     if args.child:  # one measurement in this fresh process, printed as JSON
         kind, *rest = args.child
         figures = (
-            _measure_mask(args.iterations) if kind == "mask" else _measure_method(kind, rest[0], args.reps)
+            _measure_mask(args.iterations)
+            if kind == "mask"
+            else _measure_method(kind, rest[0], args.reps)
         )
         print(json.dumps(figures))
         return

@@ -14,6 +14,7 @@ LAYER_KWARGS: dict[str, dict[str, object]] = {
     "grad-cam": {"layer": "act2"},
     "cam": {"layer": "act2", "linear": "fc"},
     "occlusion": {"window": 2, "batch_size": 5},
+    "meaningful-perturbation": {"session_max_iter": 4, "batch_size": 2},
 }
 
 

@@ -16,6 +16,14 @@ from wslbench.models.dr import (
     list_dr_nets,
     min_input_size,
 )
+from wslbench.models.mri import (
+    MRI_CNN_CONFIGS,
+    MRI_GRID,
+    MRICNN,
+    MRICNNConfig,
+    build_mri_cnn,
+    mri_block_shapes,
+)
 
 __all__ = [
     "DR_NETS",
@@ -30,4 +38,10 @@ __all__ = [
     "grades_from_score",
     "list_dr_nets",
     "min_input_size",
+    "MRI_CNN_CONFIGS",
+    "MRI_GRID",
+    "MRICNN",
+    "MRICNNConfig",
+    "build_mri_cnn",
+    "mri_block_shapes",
 ]
