@@ -2,6 +2,30 @@
 
 from __future__ import annotations
 
+from wslbench.data.camelyon_patches import (
+    CAMELYON_BIN_WIDTH,
+    CAMELYON_P0,
+    CAMELYON_P1,
+    CAMELYON_PATCH_SIZES,
+    CAMELYON_PN,
+    CAMELYON_PT,
+    CAMELYON_TISSUE_LEVEL,
+    ArraySlide,
+    Patch,
+    PatchSampling,
+    Slide,
+    TiffSlide,
+    TissueThresholds,
+    apply_tissue_thresholds,
+    calibrate_category2,
+    extract_patch,
+    normal_patch_quota,
+    open_slide,
+    otsu_tissue_thresholds,
+    sample_metastatic_patches,
+    sample_normal_patches,
+    tissue_mask,
+)
 from wslbench.data.dr_loaders import (
     DIARETDB1_CONFIDENCE_THRESHOLD,
     DIARETDB1_LESION_FOLDERS,
@@ -27,7 +51,25 @@ from wslbench.data.fundus_preprocess import (
     resample_like,
     sample_augmentation,
 )
-from wslbench.data.real_images import load_skimage_microaneurysms, load_skimage_retina
+from wslbench.data.histology_loaders import (
+    BACH_CLASSES,
+    BACH_FOLDERS,
+    BREAKHIS_CLASSES,
+    BREAKHIS_MAGNIFICATIONS,
+    BREAKHIS_TUMOUR_TYPES,
+    GLAS_CLASSES,
+    HistologyDataset,
+    HistologySample,
+    load_bach,
+    load_breakhis,
+    load_glas,
+    load_histology_image,
+)
+from wslbench.data.real_images import (
+    load_skimage_ihc,
+    load_skimage_microaneurysms,
+    load_skimage_retina,
+)
 from wslbench.data.synthetic_fundus import (
     CONFOUNDER_TYPES,
     GRADE_NAMES,
@@ -48,6 +90,20 @@ from wslbench.data.synthetic_fundus import (
     quadrant_of,
     render_fundus,
     sample_fundus_case,
+)
+from wslbench.data.synthetic_histology import (
+    DEFAULT_STAIN_VECTORS,
+    HISTOLOGY_TASKS,
+    STRUCTURE_KINDS,
+    HistologyCase,
+    HistologyRecord,
+    Nuclei,
+    Structure,
+    SyntheticHistologyDataset,
+    make_histology_case,
+    make_histology_dataset,
+    render_histology,
+    sample_histology_case,
 )
 
 __all__ = [
@@ -74,6 +130,56 @@ __all__ = [
     # real images
     "load_skimage_retina",
     "load_skimage_microaneurysms",
+    "load_skimage_ihc",
+    # synthetic histology
+    "HISTOLOGY_TASKS",
+    "STRUCTURE_KINDS",
+    "DEFAULT_STAIN_VECTORS",
+    "Structure",
+    "Nuclei",
+    "HistologyRecord",
+    "HistologyCase",
+    "SyntheticHistologyDataset",
+    "sample_histology_case",
+    "render_histology",
+    "make_histology_case",
+    "make_histology_dataset",
+    # histology data set loaders
+    "GLAS_CLASSES",
+    "BREAKHIS_CLASSES",
+    "BREAKHIS_TUMOUR_TYPES",
+    "BREAKHIS_MAGNIFICATIONS",
+    "BACH_CLASSES",
+    "BACH_FOLDERS",
+    "HistologySample",
+    "HistologyDataset",
+    "load_histology_image",
+    "load_glas",
+    "load_breakhis",
+    "load_bach",
+    # CAMELYON16 patch protocol
+    "CAMELYON_P0",
+    "CAMELYON_P1",
+    "CAMELYON_PT",
+    "CAMELYON_PN",
+    "CAMELYON_BIN_WIDTH",
+    "CAMELYON_TISSUE_LEVEL",
+    "CAMELYON_PATCH_SIZES",
+    "Slide",
+    "ArraySlide",
+    "TiffSlide",
+    "open_slide",
+    "TissueThresholds",
+    "otsu_tissue_thresholds",
+    "apply_tissue_thresholds",
+    "tissue_mask",
+    "Patch",
+    "PatchSampling",
+    "sample_metastatic_patches",
+    "sample_normal_patches",
+    "calibrate_category2",
+    "normal_patch_quota",
+    "extract_patch",
     # preprocessing and augmentation
     "FieldOfView",
     "PreprocessedFundus",

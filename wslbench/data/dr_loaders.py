@@ -29,7 +29,6 @@ corrupt images raise :class:`~wslbench.errors.DataFormatError`.
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import re
 from collections.abc import Iterator, Sequence
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wslbench.data._files import _check_root, _norm, _open, _read_csv, _require_columns
 from wslbench.errors import DataFormatError, DataNotFoundError, InvalidInputError
 
 __all__ = [
@@ -146,28 +146,6 @@ class DRDataset:
 # --------------------------------------------------------------------------- image files
 
 
-def _open(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"image file {path} does not exist; expected a readable image")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64) / 65535.0
-            elif im.mode == "F":
-                arr = np.asarray(im, dtype=np.float64)
-            elif im.mode in ("L", "RGB"):
-                arr = np.asarray(im, dtype=np.float64) / 255.0
-            else:
-                arr = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DataFormatError(
-            f"cannot read image {path}: {exc}; expected an uncorrupted JPEG/PNG/TIFF file"
-        ) from exc
-    return arr
 
 
 def load_fundus_image(path: str | Path) -> np.ndarray:
@@ -194,11 +172,6 @@ def load_confidence_map(path: str | Path) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0).astype(np.float32)
 
 
-def _check_root(root: str | Path, what: str) -> Path:
-    path = Path(root).expanduser()
-    if not path.is_dir():
-        raise DataNotFoundError(f"{what} folder {path} does not exist; expected the extracted data set")
-    return path
 
 
 def _index_images(folder: Path, recursive: bool = False) -> dict[str, Path]:
@@ -211,28 +184,6 @@ def _index_images(folder: Path, recursive: bool = False) -> dict[str, Path]:
     return found
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            sample = fh.read(4096)
-            fh.seek(0)
-            try:
-                dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
-                    sample, delimiters=",;\t")
-            except csv.Error:
-                dialect = csv.excel
-            reader = csv.DictReader(fh, dialect=dialect)
-            rows = [dict(r) for r in reader]
-            fields = reader.fieldnames or []
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataFormatError(f"cannot read CSV file {path}: {exc}") from exc
-    if not fields:
-        raise DataFormatError(f"CSV file {path} is empty; expected a header row")
-    return [{_norm(k): (v or "").strip() for k, v in r.items() if k is not None} for r in rows]
-
-
-def _norm(column: str) -> str:
-    return re.sub(r"\s+", " ", column.strip().lower())
 
 
 def _int_field(row: dict[str, str], column: str, source: Path, valid: range) -> int:
@@ -251,14 +202,6 @@ def _int_field(row: dict[str, str], column: str, source: Path, valid: range) -> 
     return value
 
 
-def _require_columns(rows: list[dict[str, str]], columns: Sequence[str], source: Path) -> None:
-    have = set(rows[0]) if rows else set()
-    missing = [c for c in columns if c not in have]
-    if missing:
-        raise DataFormatError(
-            f"{source} lacks column(s) {missing}; expected columns {list(columns)}, "
-            f"found {sorted(have)}"
-        )
 
 
 # --------------------------------------------------------------------------- Kaggle DR

@@ -5,8 +5,11 @@
   et al. (2017), section 5.3.1.
 * :func:`load_skimage_microaneurysms`: ``skimage.data.microaneurysms()``, a 102×102
   green-channel crop of an HRF image containing microaneurysms (CC0).
+* :func:`load_skimage_ihc`: ``skimage.data.immunohistochemistry()``, a 512×512 colour
+  image of colonic glands (the real-image counterpart of the GlaS patches of Rony 2020,
+  section 2.1.1.3). It is an IHC stain (haematoxylin counterstain + DAB brown), not H&E.
 
-Nothing is downloaded: both images are inside the scikit-image wheel.
+Nothing is downloaded: these images are inside the scikit-image wheel.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 
 from wslbench.errors import DataNotFoundError
 
-__all__ = ["load_skimage_retina", "load_skimage_microaneurysms"]
+__all__ = ["load_skimage_retina", "load_skimage_microaneurysms", "load_skimage_ihc"]
 
 
 def _load(name: str) -> np.ndarray:
@@ -69,3 +72,12 @@ def load_skimage_microaneurysms(rgb: bool = False) -> np.ndarray:
     if img.ndim == 3:  # defensive: a future release might ship it with a channel axis
         img = img[..., 1] if img.shape[-1] >= 3 else img[..., 0]
     return np.repeat(img[..., None], 3, axis=2) if rgb else img
+
+
+def load_skimage_ihc() -> np.ndarray:
+    """The scikit-image immunohistochemistry image of colonic glands.
+
+    Returns:
+        ``(512, 512, 3)`` float32 RGB in [0, 1] (8-bit values divided by 255).
+    """
+    return _to_unit(_load("immunohistochemistry")[..., :3])
