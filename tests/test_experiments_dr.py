@@ -99,9 +99,13 @@ def test_evaluation_scores_and_perfect_maps(smoke):
     truth = data.test.masks.any(1, keepdim=True).float()
     oracle = dr.evaluate_dr(run.model, data.test, config, heatmaps=truth)
     assert oracle.froc_areas["mean"] > ev.froc_areas["mean"]
-    rows = dr.compare_heatmaps({"truth": truth, "noise": torch.rand_like(truth)}, data.test, config)
+    rows = dr.compare_heatmaps({"truth": (run.model, truth),
+                                "noise": (run.model, torch.rand_like(truth))}, data.test, config)
     assert rows[0]["pointing_game"] == 1.0 and rows[0]["energy_in_mask"] == pytest.approx(1.0)
     assert rows[1]["energy_in_mask"] < 0.5
+    assert {"deletion_auc", "insertion_auc"} <= set(rows[0])
+    with pytest.raises(InvalidInputError, match="expected"):
+        dr.compare_heatmaps({"bad": (run.model, truth[:2])}, data.test, config)
     one_class = data.test.subset([i for i in range(len(data.test)) if data.test.grades[i] < 2])
     with pytest.raises(InvalidInputError, match="referable"):
         dr.evaluate_dr(run.model, one_class, config)

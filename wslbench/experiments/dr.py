@@ -659,33 +659,62 @@ def nu_table(
 
 
 def compare_heatmaps(
-    maps: Mapping[str, torch.Tensor], split: DRSplit, config: DRConfig
+    entries: Mapping[str, tuple[DRNet, torch.Tensor]],
+    split: DRSplit,
+    config: DRConfig,
+    *,
+    steps: int = 10,
 ) -> list[dict[str, float | str]]:
-    """One row per heatmap (Fig. 4 as numbers): localisation against the lesion masks.
+    """One row per heatmap (Fig. 4 as numbers): localisation and faithfulness.
+
+    Args:
+        entries: name → (the model the map explains, its ``(N, 1, S, S)`` maps of ``split``).
+        split: the cases the maps were computed on.
+        config: supplies the candidate and FROC settings.
+        steps: deletion/insertion steps.
 
     Columns: ``pointing_game`` (share of lesion-bearing cases whose heatmap maximum lies
     on a lesion), ``energy_in_mask`` (share of positive heatmap mass on lesions, mean over
-    those cases) and ``froc_mean`` (Ā_z of the candidates the map yields).
+    those cases), ``froc_mean`` (Ā_z of the candidates the map yields), and the areas
+    under the deletion and insertion curves of the referable cases' scores (pixels
+    replaced by / restored from their image's mean, most important first; lower deletion
+    and higher insertion area mean a more faithful map).
     """
-    from wslbench.metrics import energy_in_mask, pointing_game
+    from wslbench.metrics import deletion_curve, energy_in_mask, insertion_curve, pointing_game
 
     split = fit_input_size(split, config.input_size)
     truth = split.masks.any(dim=1)
     has = truth.flatten(1).any(1)
     if not has.any():
         raise InvalidInputError("no case of the split carries a lesion; nothing to localise")
+    referable = split.referable
     rows: list[dict[str, float | str]] = []
     masks = {kind: [m.numpy() for m in split.masks[:, t]] for t, kind in enumerate(LESION_TYPES)}
     present = {k: v for k, v in masks.items() if any(m.any() for m in v)}
-    for name, m in maps.items():
+    for name, (model, m) in entries.items():
+        if m.shape != (len(split), 1, *split.images.shape[2:]):
+            raise InvalidInputError(
+                f"maps of {name!r} have shape {tuple(m.shape)}, expected "
+                f"{(len(split), 1, *split.images.shape[2:])}"
+            )
         inside = torch.where(split.fov[:, None], m, torch.zeros(()))
         candidates = lesion_candidates(m, split.fov, min_distance=config.candidate_distance,
                                        sigma=config.candidate_sigma)
+        was_training = model.training
+        model.eval()
+        try:
+            x, maps = split.images[referable], inside[referable]
+            deletion = deletion_curve(model, x, maps, steps=steps, baseline="mean")
+            insertion = insertion_curve(model, x, maps, steps=steps, baseline="mean")
+        finally:
+            model.train(was_training)
         rows.append({
             "heatmap": name,
             "pointing_game": float(pointing_game(inside[has], truth[has]).float().mean()),
             "energy_in_mask": float(energy_in_mask(inside[has], truth[has]).mean()),
             "froc_mean": compute_froc_areas(candidates, present, max_fp=config.max_fp)["mean"],
+            "deletion_auc": float(deletion.auc.mean()),
+            "insertion_auc": float(insertion.auc.mean()),
         })
     return rows
 

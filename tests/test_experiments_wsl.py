@@ -1,0 +1,101 @@
+"""The histology WSL experiment (Rony 2020, ch. 1–4) on the smoke preset."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from wslbench.errors import ConfigError, InvalidInputError
+from wslbench.experiments import wsl
+from wslbench.pooling import list_pooling
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    config = wsl.wsl_config("smoke")
+    return config, wsl.make_wsl_data(config)
+
+
+def test_paper_preset_follows_the_thesis():
+    paper = wsl.wsl_config("paper")
+    assert (paper.momentum, paper.weight_decay, paper.lr) == (0.9, 1e-4, 0.01)
+    assert (paper.epochs, paper.batch_size, paper.schedule, paper.image_size) == (160, 32, "cosine", 416)
+    assert (paper.lambda_s, paper.lambda_e, paper.q, paper.k_pos, paper.wildcat_alpha) == (
+        10.0, 0.1, 10.0, 0.1, 0.6)
+    with pytest.raises(ConfigError, match="head='gap'"):
+        wsl.wsl_config("smoke", head="lse", size_loss="kl")
+    with pytest.raises(ConfigError, match="folds_to_run"):
+        wsl.wsl_config("smoke", folds_to_run=5)
+
+
+def test_data_folds_share_one_test_set(smoke):
+    config, data = smoke
+    assert data.images.shape == (config.n_images, 3, 64, 64)
+    tests = {tuple(f.test) for f in data.folds}
+    assert len(tests) == 1 and len(data.folds) == config.n_folds
+    for f in data.folds:
+        assert not set(f.train) & set(f.test) and not set(f.val) & set(f.test)
+    torch.testing.assert_close(data.sizes, data.masks.float().mean((1, 2)))
+
+
+def test_size_targets_put_the_rest_in_the_background():
+    sizes = torch.tensor([0.25, 0.6])
+    targets = wsl._size_targets(sizes, torch.tensor([1, 0]), num_classes=2)
+    torch.testing.assert_close(targets, torch.tensor([[0.75, 0.0, 0.25], [0.4, 0.6, 0.0]]))
+
+
+@pytest.mark.parametrize("head", list_pooling())
+def test_every_head_trains_and_evaluates(smoke, head):
+    config, data = smoke
+    run = wsl.train_wsl(replace(config, head=head, epochs=1), data)
+    metrics = wsl.evaluate_wsl(run.model, data, run.config)
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and 0.0 <= metrics["dice"] <= 1.0
+    assert len(run.history) == 1 and np.isfinite(run.history[0]["loss"])
+
+
+@pytest.mark.parametrize("size_loss", ["jia", "kl", "l2", "adaptive"])
+def test_size_supervised_models_have_a_background_channel(smoke, size_loss):
+    config, data = smoke
+    run = wsl.train_wsl(replace(config, size_loss=size_loss, epochs=1, sigma_s=0.05), data)
+    assert run.model.head.num_classes == data.num_classes + 1
+    scores, fg, cams = wsl.predict_wsl(run.model, data.images[:3], data.labels[:3], run.config)
+    assert scores.shape == (3, data.num_classes) and fg.shape == (3, 64, 64)
+    assert ((cams >= 0) & (cams <= 1)).all(), "softmax probabilities of the true class"
+    if size_loss == "adaptive":
+        assert any(p.requires_grad for p in run.size_loss.parameters())
+
+
+def test_training_is_seeded(smoke):
+    config, data = smoke
+    a, b = wsl.train_wsl(config, data), wsl.train_wsl(config, data)
+    for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()):
+        assert torch.equal(x, y)
+
+
+def test_cross_validation_and_comparison_tables(smoke):
+    config, data = smoke
+    summary = wsl.cross_validate(config, data)
+    assert len(summary["folds"]) == config.folds_to_run and "±" in summary["dice_text"]
+    rows = wsl.compare_methods(config, data, {"cam": {"head": "gap"}, "max": {"head": "max"}})
+    assert [r["method"] for r in rows] == ["cam", "max"]
+    assert rows[0]["dice"] == summary["dice"], "the cached run is reused"
+
+
+def test_sweeps_unet_and_real_image(smoke):
+    from wslbench.data import load_skimage_ihc
+
+    config, data = smoke
+    rows = wsl.sweep_parameter(replace(config, size_loss="kl"), data, "lambda_s", [0.1, 1.0])
+    assert [r["lambda_s"] for r in rows] == [0.1, 1.0]
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        wsl.sweep_parameter(config, data, "lambda_z", [1.0])
+    assert 0.0 <= wsl.train_unet(config, data)["dice"] <= 1.0
+    x = wsl.real_image_tensor(load_skimage_ihc(), config)
+    assert x.shape == (1, 3, 64, 64)
+    maps = wsl.real_image_cams(wsl.train_wsl_cached(config, data), x)
+    assert len(maps) == data.num_classes and sum("(predicted)" in k for k in maps) == 1
+    with pytest.raises(InvalidInputError, match="index"):
+        wsl.cam_gallery({}, data, index=10_000)

@@ -1,0 +1,647 @@
+"""Weakly supervised histology: pooling heads, CAMs and size supervision (Rony 2020, ch. 1–4).
+
+What notebook ``02_wsl_histology`` calls. A ResNet backbone (4.4.2: total stride
+32 or 16) feeds any pooling head of :mod:`wslbench.pooling`; the model is trained
+from image labels only (chapters 2–3) or from image labels plus the size of the
+positive region (chapter 4: KL, L2, adaptive robust loss, Jia et al.), with SGD
+Nesterov 0.9, weight decay 1e-4, a step (2.1.3.1: lr ÷ 10 at half the epochs) or
+cosine (4.4.2) schedule and the 2.1.3.1 augmentations, on k folds with a fixed
+test set (mean ± std over folds).
+
+Localisation (the Dice of 2.1.2.1 and 4.4.1):
+
+- image-label models: the CAM of the true class, upsampled, binarised with the
+  head's threshold (zero-score rule, 1/(HW) for Deep MIL attention);
+- size-supervised models have one more CAM channel, the background (4.3): the
+  segmentation is the arg max over the upsampled softmax CAMs and the predicted
+  foreground is the true class's region.
+
+Dice is computed over all pixels of the test set with the foreground classes
+pooled (eq. 4.14); accuracy from the image-level scores (the background channel
+excluded); AP is the mean over classes of the one-vs-rest average precision.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wslbench.data.synthetic_histology import HISTOLOGY_TASKS, make_histology_dataset
+from wslbench.errors import ConfigError, InvalidInputError
+from wslbench.losses.size import SizeSupervisedLoss, perturb_sizes
+from wslbench.metrics.classification import compute_accuracy, compute_map
+from wslbench.metrics.segmentation import compute_dice
+from wslbench.nn.resnet import ResNet
+from wslbench.nn.unet import UNet
+from wslbench.pooling import WSLModel, create_pooling, localisation_masks, tta_predict
+from wslbench.pooling.postprocess import binarize_maps, upsample_maps
+from wslbench.presets import PresetTable
+from wslbench.seeding import seed_everything
+from wslbench.training.histology_augment import (
+    RandomHistologyAugment,
+    augment_images,
+    augment_masks,
+)
+from wslbench.training.progress import ProgressCallback, report
+from wslbench.training.schedules import CosineSchedule, StepSchedule, lambda_lr, sgd_nesterov
+from wslbench.training.splits import Fold, format_mean_std, kfold_splits, mean_std
+
+__all__ = [
+    "WSLConfig",
+    "WSL_PRESETS",
+    "SIZE_LOSSES",
+    "WSLData",
+    "WSLTraining",
+    "wsl_config",
+    "make_wsl_data",
+    "build_wsl_model",
+    "train_wsl",
+    "train_wsl_cached",
+    "predict_wsl",
+    "evaluate_wsl",
+    "cross_validate",
+    "compare_methods",
+    "train_unet",
+    "sweep_parameter",
+    "real_image_tensor",
+    "real_image_cams",
+    "TABLE_4_1",
+    "cam_gallery",
+    "lambda_explorer",
+]
+
+SIZE_LOSSES = ("none", "jia", "kl", "l2", "adaptive")
+
+
+@dataclass(frozen=True)
+class WSLConfig:
+    """Hyper-parameters of the histology WSL experiment (Rony 2020, 2.1.3 and 4.4).
+
+    Attributes:
+        task: synthetic data set: ``"glas"`` (benign / malignant glands), ``"bach"``
+            (4 classes) or ``"camelyon"`` (normal / tumour patches).
+        head: pooling head (:func:`wslbench.pooling.list_pooling`); size losses use ``"gap"`` (4.3).
+        q: LSE sharpness (eq. 3.7; 10 in 2.1.3.1).
+        k_pos, k_neg, wildcat_alpha, modalities: WILDCAT (eq. 3.8; 10 %, 10 %, 0.6, 4).
+        gated: gated attention ψ₂ for the Deep MIL heads (eq. 1.6).
+        score_dropout: d of the multi-class attention pooling (eq. 3.11).
+        depth, base_width, output_stride: ResNet backbone (18, 64 and 32/16 in 4.4.2).
+        image_size: patch side; n_images: synthetic patches in all.
+        n_folds: validation folds (the test set is fixed); folds_to_run: how many to train.
+        test_fraction: share of the images held out as the fixed test set.
+        epochs, batch_size, lr, schedule: training (2.1.3.1: lr 0.01, step at half; 4.4.2: cosine).
+        momentum, weight_decay: SGD Nesterov (0.9, 1e-4).
+        size_loss: ``"none"`` (image labels only) or a chapter 4 size loss.
+        lambda_s, lambda_e: weights of the size and entropy terms (eq. 4.13; 10 and 0.1 in 4.4.5).
+        sigma_s: standard deviation of the size noise, drawn once per sample (4.4.3).
+        augment: colour jitter 0.5/0.5/0.5/0.05, flips and 90° rotations (2.1.3.1).
+        tta: test-time augmentation of the CAMs (flip × scales 0.5, 1, 1.5, 2).
+        unet_depth, unet_width, unet_epochs, unet_lr: the fully supervised upper bound (2.1.3.2).
+        seed: seed of data, splits, initialisation, data order and augmentation.
+        device: ``None`` takes CUDA when available.
+    """
+
+    task: Literal["glas", "bach", "camelyon"] = "glas"
+    head: str = "gap"
+    q: float = 10.0
+    k_pos: float = 0.1
+    k_neg: float = 0.1
+    wildcat_alpha: float = 0.6
+    modalities: int = 4
+    gated: bool = False
+    score_dropout: float = 0.3
+    depth: int = 18
+    base_width: int = 16
+    output_stride: int = 16
+    image_size: int = 96
+    n_images: int = 160
+    n_folds: int = 3
+    folds_to_run: int = 2
+    test_fraction: float = 0.25
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 0.01
+    schedule: Literal["step", "cosine"] = "step"
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    size_loss: Literal["none", "jia", "kl", "l2", "adaptive"] = "none"
+    lambda_s: float = 10.0
+    lambda_e: float = 0.1
+    sigma_s: float = 0.0
+    augment: bool = True
+    tta: bool = False
+    unet_depth: int = 3
+    unet_width: int = 8
+    unet_epochs: int = 20
+    unet_lr: float = 0.1
+    seed: int = 0
+    device: str | None = None
+
+
+WSL_PRESETS = PresetTable(
+    WSLConfig,
+    smoke=WSLConfig(base_width=4, image_size=64, n_images=36, n_folds=2, folds_to_run=1,
+                    test_fraction=0.3, epochs=2, batch_size=8, unet_depth=2, unet_width=4,
+                    unet_epochs=2),
+    demo=WSLConfig(),
+    paper=WSLConfig(base_width=64, output_stride=16, image_size=416, n_images=165, n_folds=5,
+                    folds_to_run=5, test_fraction=0.48, epochs=160, batch_size=32,
+                    schedule="cosine", unet_depth=4, unet_width=64, unet_epochs=960),
+)
+
+
+def wsl_config(preset: str = "demo", /, **overrides: object) -> WSLConfig:
+    """The ``preset`` configuration with ``overrides`` (``None`` keeps the preset's value)."""
+    config = WSL_PRESETS.build(preset, **overrides)
+    if config.size_loss != "none" and config.head != "gap":
+        raise ConfigError(
+            f"size losses are defined on average-pooled CAMs (Rony 2020, 4.3); got head "
+            f"{config.head!r} with size_loss {config.size_loss!r}: use head='gap'"
+        )
+    if config.folds_to_run > config.n_folds:
+        raise ConfigError(f"folds_to_run ({config.folds_to_run}) > n_folds ({config.n_folds})")
+    return config
+
+
+def _device(config: WSLConfig) -> torch.device:
+    from wslbench.experiments.dr import resolve_device
+
+    return resolve_device(config.device)
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class WSLData:
+    """Synthetic patches and their folds.
+
+    Attributes:
+        images: ``(N, 3, S, S)``; labels: ``(N,)``; masks: ``(N, S, S)`` region of the label.
+        sizes: ``(N,)`` size fraction of that region.
+        class_names: names of the classes (label order).
+        folds: k folds sharing one fixed test set.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    masks: torch.Tensor
+    sizes: torch.Tensor
+    class_names: tuple[str, ...]
+    folds: list[Fold]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def make_wsl_data(config: WSLConfig) -> WSLData:
+    """Synthetic patches of ``config.task`` and their stratified folds (fixed test set)."""
+    ds = make_histology_dataset(config.n_images, size=config.image_size, seed=config.seed,
+                                task=config.task)
+    folds = kfold_splits(ds.labels, n_splits=config.n_folds, test_fraction=config.test_fraction,
+                         random_state=config.seed)
+    return WSLData(ds.images, ds.labels, ds.masks, ds.size_fractions, ds.class_names, folds)
+
+
+# --------------------------------------------------------------------------- model and training
+
+
+def _head_kwargs(config: WSLConfig) -> dict[str, object]:
+    per_head: dict[str, dict[str, object]] = {
+        "lse": {"q": config.q},
+        "wildcat": {"k_pos": config.k_pos, "k_neg": config.k_neg, "alpha": config.wildcat_alpha,
+                    "modalities": config.modalities},
+        "deepmil": {"gated": config.gated},
+        "deepmil-multi": {"gated": config.gated},
+        "mcattention": {"dropout": config.score_dropout},
+    }
+    return per_head.get(config.head, {})
+
+
+def _cam_classes(config: WSLConfig, num_classes: int) -> int:
+    """CAM channels: the classes, plus the background for size supervision (4.3)."""
+    return num_classes + (config.size_loss != "none")
+
+
+def build_wsl_model(config: WSLConfig, num_classes: int) -> WSLModel:
+    """ResNet backbone + the configured pooling head (any head on any backbone)."""
+    backbone = ResNet(depth=config.depth, output_stride=config.output_stride,
+                      base_width=config.base_width)
+    head = create_pooling(config.head, in_channels=backbone.num_features,
+                          num_classes=_cam_classes(config, num_classes), **_head_kwargs(config))
+    return WSLModel(backbone, head)
+
+
+@dataclass
+class WSLTraining:
+    """Result of :func:`train_wsl`: the model at its best validation accuracy and the log."""
+
+    model: WSLModel
+    config: WSLConfig
+    fold: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    seconds: float = 0.0
+    size_loss: nn.Module | None = None
+
+
+def _schedule(config: WSLConfig, total_steps: int) -> StepSchedule | CosineSchedule:
+    if config.schedule == "cosine":
+        return CosineSchedule(config.lr, total_steps)
+    return StepSchedule(config.lr, step_size=max(1, total_steps // 2), gamma=0.1)
+
+
+def _size_targets(sizes: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``(N, C + 1)`` size vectors: background first, the label's region, zeros elsewhere (4.4.3)."""
+    out = torch.zeros(sizes.shape[0], num_classes + 1, dtype=torch.float32)
+    out[torch.arange(sizes.shape[0]), labels + 1] = sizes.float()
+    out[:, 0] = 1.0 - sizes.float()
+    return out
+
+
+def train_wsl(
+    config: WSLConfig,
+    data: WSLData,
+    *,
+    fold: int = 0,
+    progress: ProgressCallback | None = None,
+) -> WSLTraining:
+    """Train one fold (Rony 2020, 2.1.3.1 / 4.4.2); the best validation-accuracy epoch is kept.
+
+    With ``size_loss != "none"`` the loss is eq. 4.13 on the upsampled CAMs with the size
+    vectors of the (fixed, optionally noisy, 4.4.3) annotations; otherwise the
+    cross-entropy of the head's scores. ``progress`` may raise
+    :class:`~wslbench.training.StopRequested`, which propagates.
+    """
+    if not 0 <= fold < len(data.folds):
+        raise ConfigError(f"fold must be in [0, {len(data.folds)}), got {fold}")
+    seed_everything(config.seed + fold)
+    device = _device(config)
+    split = data.folds[fold]
+    train_idx = torch.as_tensor(split.train)
+    model = build_wsl_model(config, data.num_classes).to(device)
+    size_loss = None
+    if config.size_loss != "none":
+        size_loss = SizeSupervisedLoss(size_loss=config.size_loss, lambda_s=config.lambda_s,
+                                       lambda_e=config.lambda_e,
+                                       multi_label=config.size_loss == "jia").to(device)
+        targets = _size_targets(data.sizes[train_idx], data.labels[train_idx], data.num_classes)
+        if config.sigma_s > 0:
+            targets, _ = perturb_sizes(targets, data.labels[train_idx] + 1, config.sigma_s,
+                                       seed=config.seed + fold)
+    params = list(model.parameters()) + (list(size_loss.parameters()) if size_loss else [])
+    optimiser = sgd_nesterov(params, config.lr, momentum=config.momentum,
+                             weight_decay=config.weight_decay)
+    steps_per_epoch = max(1, len(train_idx) // config.batch_size)
+    total = config.epochs * steps_per_epoch
+    scheduler = lambda_lr(optimiser, _schedule(config, total))
+    augment = RandomHistologyAugment()
+    rng = np.random.default_rng(config.seed + fold)
+    gen = torch.Generator().manual_seed(config.seed + fold)
+    result = WSLTraining(model=model, config=config, fold=fold, size_loss=size_loss)
+    best_acc, best_state = -1.0, None
+    start, step = time.perf_counter(), 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = torch.randperm(len(train_idx), generator=gen)
+        losses = []
+        for b in range(steps_per_epoch):
+            local = order[b * config.batch_size:(b + 1) * config.batch_size]
+            idx = train_idx[local]
+            x, y = data.images[idx], data.labels[idx]
+            if config.augment:
+                x = augment_images(x, augment.sample(len(idx), x.shape[2], x.shape[3], seed=rng))
+            x, y = x.to(device), y.to(device)
+            out = model.predict(x)
+            if size_loss is None:
+                loss = F.cross_entropy(out.scores, y)
+            else:
+                sizes = targets[local].to(device)
+                labels = y + 1
+                if config.size_loss == "jia":
+                    labels = F.one_hot(labels, data.num_classes + 1).float()
+                    labels[:, 0] = 1.0
+                loss, _ = size_loss(out.maps, labels, sizes, output_size=tuple(x.shape[2:]))
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            scheduler.step()
+            step += 1
+            losses.append(float(loss.detach()))
+            report(progress, step, total, {"epoch": epoch, "loss": losses[-1]})
+        val = evaluate_wsl(model, data, config, torch.as_tensor(split.val), dice=False)
+        result.history.append({"epoch": float(epoch), "loss": float(np.mean(losses)),
+                               "val_accuracy": val["accuracy"]})
+        if val["accuracy"] >= best_acc:
+            best_acc, result.best_epoch = val["accuracy"], epoch
+            best_state = copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    model.eval()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+_CACHE: dict[tuple[WSLConfig, int], tuple[WSLData, WSLTraining]] = {}
+
+
+def train_wsl_cached(
+    config: WSLConfig, data: WSLData, *, fold: int = 0, progress: ProgressCallback | None = None
+) -> WSLTraining:
+    """:func:`train_wsl` memoised on (config, fold, data) for this process (the λ_s slider)."""
+    cached = _CACHE.get((config, fold))
+    if cached is None or cached[0] is not data:
+        cached = (data, train_wsl(config, data, fold=fold, progress=progress))
+        _CACHE[(config, fold)] = cached
+    return cached[1]
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def predict_wsl(
+    model: WSLModel, images: torch.Tensor, labels: torch.Tensor, config: WSLConfig,
+    *, batch_size: int = 32,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Class scores ``(N, C)`` (background excluded), foreground masks ``(N, S, S)`` of the
+    given labels, and the true-class CAMs upsampled to the input ``(N, S, S)``.
+    """
+    device = next(model.parameters()).device
+    sized = config.size_loss != "none"
+    scores, masks, cams = [], [], []
+    was_training = model.training
+    model.eval()
+    try:
+        for i in range(0, images.shape[0], batch_size):
+            x = images[i:i + batch_size].to(device)
+            y = labels[i:i + batch_size].to(device)
+            out = tta_predict(model, x) if config.tta else model.predict(x)
+            maps = upsample_maps(out.maps, tuple(x.shape[2:]))
+            rows = torch.arange(x.shape[0], device=device)
+            if sized:
+                probs = maps.softmax(dim=1)
+                fg = probs.argmax(dim=1) == (y + 1)[:, None, None]
+                cam = probs[rows, y + 1]
+                s = out.scores[:, 1:]
+            else:
+                cam = maps[rows, y]
+                if config.tta:
+                    h, w = model.cams(x[:1]).shape[2:]
+                    fg = binarize_maps(cam[:, None], model.head.binarization_threshold(h, w))[:, 0]
+                else:
+                    fg = localisation_masks(model, x, y)[:, 0]
+                s = out.scores
+            scores.append(s.cpu())
+            masks.append(fg.cpu())
+            cams.append(cam.cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(scores), torch.cat(masks), torch.cat(cams)
+
+
+def evaluate_wsl(
+    model: WSLModel,
+    data: WSLData,
+    config: WSLConfig,
+    index: torch.Tensor | Sequence[int] | None = None,
+    *,
+    dice: bool = True,
+) -> dict[str, float]:
+    """Accuracy, mAP and (with ``dice``) pixel Dice / mean positive-image Dice on ``index``.
+
+    ``index`` defaults to the fixed test set. Dice pools every foreground class over all
+    pixels of the set (eq. 4.14); ``dice_image`` is the mean Dice over images whose
+    true region is not empty (2.1.2.1).
+    """
+    idx = torch.as_tensor(data.folds[0].test if index is None else index, dtype=torch.long)
+    if idx.numel() == 0:
+        raise InvalidInputError("cannot evaluate on an empty set of images")
+    labels = data.labels[idx]
+    scores, fg, _ = predict_wsl(model, data.images[idx], labels, config)
+    out = {"accuracy": compute_accuracy(scores, labels)}
+    present = torch.unique(labels)
+    if present.numel() == data.num_classes and data.num_classes > 1:
+        out["map"] = compute_map(scores.softmax(1).numpy(), labels.numpy())
+    if dice:
+        truth = data.masks[idx]
+        out["dice"] = compute_dice(fg, truth, reduction="pixels")
+        if truth.flatten(1).any(1).any():
+            out["dice_image"] = compute_dice(fg, truth, reduction="positive_image_mean")
+    return out
+
+
+def cross_validate(
+    config: WSLConfig, data: WSLData, *, progress: ProgressCallback | None = None
+) -> dict[str, object]:
+    """Train ``folds_to_run`` folds and report test metrics per fold and mean ± std."""
+    per_fold = []
+    for fold in range(config.folds_to_run):
+        def step(i: int, n: int, logs: Mapping[str, float], fold: int = fold) -> None:
+            report(progress, fold * n + i, config.folds_to_run * n, {"fold": fold, **logs})
+
+        run = train_wsl_cached(config, data, fold=fold, progress=step)
+        per_fold.append(evaluate_wsl(run.model, data, config))
+    summary: dict[str, object] = {"folds": per_fold}
+    for key in per_fold[0]:
+        values = [f[key] for f in per_fold]
+        summary[key] = mean_std(values)[0]
+        summary[f"{key}_text"] = format_mean_std(values, scale=100.0)
+    return summary
+
+
+#: Table 4.1 rows: method name → configuration changes.
+TABLE_4_1: dict[str, dict[str, object]] = {
+    "CAM - Average": {"head": "gap", "size_loss": "none"},
+    "Deep MIL (adapted)": {"head": "deepmil-multi", "size_loss": "none"},
+    "Jia et al.": {"head": "gap", "size_loss": "jia"},
+    "Ours - KL": {"head": "gap", "size_loss": "kl"},
+    "Ours - L2": {"head": "gap", "size_loss": "l2"},
+    "Ours - Adaptive": {"head": "gap", "size_loss": "adaptive"},
+}
+
+
+def compare_methods(
+    config: WSLConfig,
+    data: WSLData,
+    methods: Mapping[str, Mapping[str, object]],
+    *,
+    progress: ProgressCallback | None = None,
+) -> list[dict[str, object]]:
+    """One row per method (Tables 2.5–2.9 and 4.1): accuracy and Dice, mean ± std over folds."""
+    rows = []
+    for k, (name, changes) in enumerate(methods.items()):
+        def step(i: int, n: int, logs: Mapping[str, float], k: int = k) -> None:
+            report(progress, k * n + i, len(methods) * n, {"method": k, **logs})
+
+        summary = cross_validate(replace(config, **changes), data, progress=step)
+        rows.append({"method": name, "accuracy": summary["accuracy"],
+                     "dice": summary["dice"], "accuracy (%)": summary["accuracy_text"],
+                     "dice (%)": summary["dice_text"]})
+    return rows
+
+
+def train_unet(
+    config: WSLConfig, data: WSLData, *, fold: int = 0, progress: ProgressCallback | None = None
+) -> dict[str, float]:
+    """The fully supervised U-Net upper bound (2.1.3.2) on pixel labels; test pixel Dice.
+
+    SGD Nesterov from ``unet_lr`` divided by 10 at each third of the epochs (the
+    GlaS schedule 0.1 → 0.001), the same augmentations as the WSL models.
+    """
+    seed_everything(config.seed + fold)
+    device = _device(config)
+    split = data.folds[fold]
+    train_idx = torch.as_tensor(split.train)
+    model = UNet(in_channels=3, num_classes=2, depth=config.unet_depth,
+                 base_width=config.unet_width).to(device)
+    optimiser = sgd_nesterov(model.parameters(), config.unet_lr, momentum=config.momentum,
+                             weight_decay=config.weight_decay)
+    steps_per_epoch = max(1, len(train_idx) // config.batch_size)
+    total = config.unet_epochs * steps_per_epoch
+    scheduler = lambda_lr(optimiser, StepSchedule(config.unet_lr, max(1, total // 3), 0.1))
+    augment = RandomHistologyAugment()
+    rng = np.random.default_rng(config.seed + fold)
+    gen = torch.Generator().manual_seed(config.seed + fold)
+    step = 0
+    for _ in range(config.unet_epochs):
+        model.train()
+        order = torch.randperm(len(train_idx), generator=gen)
+        for b in range(steps_per_epoch):
+            idx = train_idx[order[b * config.batch_size:(b + 1) * config.batch_size]]
+            x, m = data.images[idx], data.masks[idx]
+            if config.augment:
+                record = augment.sample(len(idx), x.shape[2], x.shape[3], seed=rng)
+                x, m = augment_images(x, record), augment_masks(m, record)
+            loss = F.cross_entropy(model(x.to(device)), m.long().to(device))
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            scheduler.step()
+            step += 1
+            report(progress, step, total, {"loss": float(loss.detach())})
+    model.eval()
+    test = torch.as_tensor(split.test)
+    with torch.no_grad():
+        pred = torch.cat([model(data.images[test[i:i + 32]].to(device)).argmax(1).cpu() == 1
+                          for i in range(0, len(test), 32)])
+    return {"dice": compute_dice(pred, data.masks[test], reduction="pixels")}
+
+
+def sweep_parameter(
+    config: WSLConfig,
+    data: WSLData,
+    name: str,
+    values: Sequence[float],
+    *,
+    progress: ProgressCallback | None = None,
+) -> list[dict[str, float]]:
+    """Test accuracy and Dice of fold 0 for each value of one config field.
+
+    ``name="lambda_s"`` gives the accuracy–Dice trade-off of Fig. 4.2,
+    ``name="sigma_s"`` the size-noise robustness of Fig. 4.3.
+    """
+    if name not in WSL_PRESETS.field_names():
+        raise ConfigError(f"unknown parameter {name!r}; expected one of: "
+                          f"{', '.join(WSL_PRESETS.field_names())}")
+    rows = []
+    for k, value in enumerate(values):
+        def step(i: int, n: int, logs: Mapping[str, float], k: int = k) -> None:
+            report(progress, k * n + i, len(values) * n, logs)
+
+        changed = replace(config, **{name: value})
+        run = train_wsl_cached(changed, data, progress=step)
+        metrics = evaluate_wsl(run.model, data, changed)
+        rows.append({name: float(value), "accuracy": metrics["accuracy"], "dice": metrics["dice"]})
+    return rows
+
+
+def real_image_tensor(image: np.ndarray, config: WSLConfig) -> torch.Tensor:
+    """A real ``(H, W, 3)`` image in [0, 1] as a ``(1, 3, S, S)`` network input (centre square,
+    resized to ``config.image_size``)."""
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise InvalidInputError(f"image must be (H, W, 3), got shape {arr.shape}")
+    side = min(arr.shape[:2])
+    top, left = (arr.shape[0] - side) // 2, (arr.shape[1] - side) // 2
+    x = torch.from_numpy(arr[top:top + side, left:left + side]).permute(2, 0, 1)[None]
+    return F.interpolate(x, size=(config.image_size,) * 2, mode="bilinear", antialias=True,
+                         align_corners=False).clamp(0, 1)
+
+
+@torch.no_grad()
+def real_image_cams(run: WSLTraining, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Class name → CAM ``(S, S)`` (upsampled, raw) of a ``(1, 3, S, S)`` image, plus the
+    predicted class in the title."""
+    device = next(run.model.parameters()).device
+    out = run.model.predict(x.to(device))
+    maps = upsample_maps(out.maps, tuple(x.shape[2:]))[0].cpu()
+    offset = int(run.config.size_loss != "none")
+    names = HISTOLOGY_TASKS[run.config.task]
+    predicted = names[int(out.scores[0, offset:].argmax())]
+    return {f"{name}{' (predicted)' if name == predicted else ''}": maps[c + offset]
+            for c, name in enumerate(names)}
+
+
+# --------------------------------------------------------------------------- figures and widgets
+
+
+def cam_gallery(
+    runs: Mapping[str, WSLTraining], data: WSLData, index: int
+) -> dict[str, torch.Tensor]:
+    """Title → true-class CAM ``(S, S)`` of test image ``index`` for each run, plus the truth."""
+    test = torch.as_tensor(data.folds[0].test)
+    if not 0 <= index < len(test):
+        raise InvalidInputError(f"index must be in [0, {len(test)}), got {index}")
+    i = test[index:index + 1]
+    maps = {name: predict_wsl(run.model, data.images[i], data.labels[i], run.config)[2][0]
+            for name, run in runs.items()}
+    maps["ground truth"] = data.masks[i][0].float()
+    return maps
+
+
+def lambda_explorer(
+    config: WSLConfig,
+    data: WSLData,
+    *,
+    index: int = 0,
+    lambdas: Sequence[float] = (0.3, 1.0, 3.0, 10.0),
+) -> object:
+    """The λ_s slider of notebook 02: retrains the size-supervised model (or loads it from
+    the cache) and redraws its CAM next to the ground truth with the test Dice.
+
+    Returns an ``ipywidgets.VBox``.
+    """
+    import ipywidgets as widgets
+
+    from wslbench.widgets import HeatmapComparisonPanel, ParameterPanel
+
+    test = torch.as_tensor(data.folds[0].test)
+    if not 0 <= index < len(test):
+        raise InvalidInputError(f"index must be in [0, {len(test)}), got {index}")
+    sized = config if config.size_loss != "none" else replace(config, size_loss="adaptive")
+    note = widgets.HTML()
+
+    def maps_for(lam: float, progress: ProgressCallback | None = None) -> dict[str, torch.Tensor]:
+        run = train_wsl_cached(replace(sized, lambda_s=float(lam)), data, progress=progress)
+        m = evaluate_wsl(run.model, data, run.config)
+        note.value = (f"λ_s = {lam:g}: test accuracy {100 * m['accuracy']:.1f} %, "
+                      f"Dice {100 * m['dice']:.1f} %")
+        return cam_gallery({f"{sized.size_loss} (λ_s = {lam:g})": run}, data, index)
+
+    panel = HeatmapComparisonPanel(data.images[test[index]], maps_for(lambdas[0]))
+
+    def work(params: dict[str, object], progress: ProgressCallback) -> None:
+        panel.update(heatmaps=maps_for(float(params["lambda_s"]), progress))  # type: ignore[arg-type]
+
+    controls = ParameterPanel({"lambda_s": [float(v) for v in lambdas]}, work)
+    return widgets.VBox([controls.widget, note, panel.widget])
+
