@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from wslbench.errors import InvalidInputError
+from wslbench.metrics._arrays import as_float_array
 
 __all__ = [
     "compute_accuracy",
@@ -32,21 +33,6 @@ __all__ = [
 ArrayLike = np.ndarray | torch.Tensor | list[float] | tuple[float, ...]
 
 
-def _as_array(values: object, name: str) -> np.ndarray:
-    """``values`` as a float64 NumPy array with a clear error for non-numeric input."""
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{name} must be numeric, got {type(values).__name__}") from exc
-    if arr.size == 0:
-        raise InvalidInputError(f"{name} is empty; expected at least one sample")
-    if not np.isfinite(arr).all():
-        raise InvalidInputError(f"{name} contains NaN or Inf; expected finite values")
-    return arr
-
-
 def _class_indices(values: np.ndarray, name: str) -> np.ndarray:
     """``(N,)`` non-negative integer class indices from a float array."""
     if values.ndim != 1:
@@ -58,7 +44,7 @@ def _class_indices(values: np.ndarray, name: str) -> np.ndarray:
 
 def _predicted_classes(predictions: ArrayLike) -> np.ndarray:
     """``(N,)`` class indices from ``(N,)`` indices or the argmax of ``(N, C)`` scores."""
-    arr = _as_array(predictions, "predictions")
+    arr = as_float_array(predictions, "predictions")
     if arr.ndim == 2:
         return np.argmax(arr, axis=1)  # ties: the lowest class index wins
     if arr.ndim != 1:
@@ -71,7 +57,7 @@ def _predicted_classes(predictions: ArrayLike) -> np.ndarray:
 def _correct(predictions: ArrayLike, labels: ArrayLike) -> np.ndarray:
     """``(N,)`` bool: prediction equals label."""
     pred = _predicted_classes(predictions)
-    y = _class_indices(_as_array(labels, "labels"), "labels")
+    y = _class_indices(as_float_array(labels, "labels"), "labels")
     if pred.shape != y.shape:
         raise InvalidInputError(
             f"predictions and labels must have equal lengths, got {pred.shape[0]} and {y.shape[0]}"
@@ -103,8 +89,8 @@ def _vector(arr: np.ndarray, name: str) -> np.ndarray:
 
 
 def _binary_scores_labels(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    s = _vector(_as_array(scores, "scores"), "scores")
-    y = _vector(_as_array(labels, "labels"), "labels")
+    s = _vector(as_float_array(scores, "scores"), "scores")
+    y = _vector(as_float_array(labels, "labels"), "labels")
     if s.shape != y.shape:
         raise InvalidInputError(
             f"scores and labels must have equal lengths, got {s.shape[0]} and {y.shape[0]}"
@@ -144,10 +130,10 @@ def compute_average_precision(scores: ArrayLike, labels: ArrayLike) -> float:
 
 def _scores_and_onehot(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """``(N, C)`` scores and ``(N, C)`` 0/1 labels from class indices or multi-label 0/1."""
-    s = _as_array(scores, "scores")
+    s = as_float_array(scores, "scores")
     if s.ndim != 2:
         raise InvalidInputError(f"scores must have shape (N, C), got {s.shape}")
-    y = _as_array(labels, "labels")
+    y = as_float_array(labels, "labels")
     if y.ndim == 1:
         idx = _class_indices(y, "labels")
         if idx.max() >= s.shape[1]:
@@ -235,8 +221,8 @@ class APMetric:
 
     def __call__(self, scores: ArrayLike, labels: ArrayLike) -> None:
         """Add one batch of scores and labels (shapes as in the class docstring)."""
-        s = _as_array(scores, "scores")
-        y = _as_array(labels, "labels")
+        s = as_float_array(scores, "scores")
+        y = as_float_array(labels, "labels")
         if s.ndim not in (1, 2) or y.shape[0] != s.shape[0]:
             raise InvalidInputError(
                 f"scores must be (B,) or (B, C) with as many labels; got {s.shape} and {y.shape}"

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from wslbench.errors import InvalidInputError
+from wslbench.metrics._arrays import as_float_array
 
 __all__ = [
     "compute_roc_auc",
@@ -33,13 +34,8 @@ ArrayLike = np.ndarray | torch.Tensor | list[float] | tuple[float, ...]
 
 
 def _as_vector(values: object, name: str) -> np.ndarray:
-    """``values`` as a 1-D float64 array; ``(N, 1)`` is accepted and flattened."""
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{name} must be numeric, got {type(values).__name__}") from exc
+    """``values`` as a finite 1-D float64 array; ``(N, 1)`` is accepted and flattened."""
+    arr = as_float_array(values, name)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
@@ -55,8 +51,6 @@ def _check_scores_labels(scores: object, labels: object) -> tuple[np.ndarray, np
         raise InvalidInputError(
             f"scores and labels must have equal lengths, got {s.shape[0]} and {y.shape[0]}"
         )
-    if not np.isfinite(s).all():
-        raise InvalidInputError("scores contain NaN or Inf; expected finite values")
     if not np.isin(y, (0.0, 1.0)).all():
         bad = np.unique(y[~np.isin(y, (0.0, 1.0))])[:5]
         raise InvalidInputError(f"labels must be 0/1 or bool, got values such as {bad.tolist()}")
