@@ -99,3 +99,34 @@ def test_sweeps_unet_and_real_image(smoke):
     assert len(maps) == data.num_classes and sum("(predicted)" in k for k in maps) == 1
     with pytest.raises(InvalidInputError, match="index"):
         wsl.cam_gallery({}, data, index=10_000)
+
+
+def _glas_folder(root, names):
+    from PIL import Image
+
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for name in names:
+        Image.fromarray((rng.random((20, 24, 3)) * 255).astype(np.uint8)).save(root / f"{name}.bmp")
+        anno = np.zeros((20, 24), np.uint8)
+        anno[4:12, 6:14] = 1
+        Image.fromarray(anno).save(root / f"{name}_anno.bmp")
+    rows = ["name, patient ID, grade (GlaS), grade (Sirinukunwattana et al. 2015)"]
+    rows += [f"{n}, {i}, {'benign' if i % 2 else 'malignant'}, x" for i, n in enumerate(names)]
+    (root / "Grade.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_real_glas_folder_trains_with_its_official_test_split(tmp_path):
+    names = [f"train_{i}" for i in range(1, 9)] + ["testA_1", "testB_1"]
+    root = _glas_folder(tmp_path / "glas", names)
+    config = wsl.wsl_config("smoke", data_dir=str(root), epochs=1)
+    data = wsl.make_wsl_data(config)
+    assert data.images.shape[1:] == (3, 64, 64) and data.class_names == ("benign", "malignant")
+    fold = data.folds[0]
+    assert len(fold.test) == 2 and not set(fold.test) & (set(fold.train) | set(fold.val))
+    torch.testing.assert_close(data.sizes, data.masks.float().mean((1, 2)))
+    run = wsl.train_wsl(config, data)
+    assert 0.0 <= wsl.evaluate_wsl(run.model, data, config)["dice"] <= 1.0
+    with pytest.raises(ConfigError, match="task='glas'"):
+        wsl.make_wsl_data(replace(config, task="bach"))

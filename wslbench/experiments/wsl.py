@@ -105,6 +105,10 @@ class WSLConfig:
         augment: colour jitter 0.5/0.5/0.5/0.05, flips and 90° rotations (2.1.3.1).
         tta: test-time augmentation of the CAMs (flip × scales 0.5, 1, 1.5, 2).
         unet_depth, unet_width, unet_epochs, unet_lr: the fully supervised upper bound (2.1.3.2).
+        data_dir: a GlaS folder (Warwick QU layout, :func:`wslbench.data.load_glas`) to
+            train on the real data set instead of the synthetic patches (``task`` must be
+            ``"glas"``); images are centre-cropped square and resized to ``image_size``,
+            testA + testB form the fixed test set and the training images the folds.
         seed: seed of data, splits, initialisation, data order and augmentation.
         device: ``None`` takes CUDA when available.
     """
@@ -142,6 +146,7 @@ class WSLConfig:
     unet_width: int = 8
     unet_epochs: int = 20
     unet_lr: float = 0.1
+    data_dir: str | None = None
     seed: int = 0
     device: str | None = None
 
@@ -203,8 +208,44 @@ class WSLData:
         return len(self.class_names)
 
 
+def _square(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
+    """Centre square crop of ``(C, H, W)`` resized to ``size`` (bilinear, or nearest for masks)."""
+    side = min(x.shape[-2:])
+    top, left = (x.shape[-2] - side) // 2, (x.shape[-1] - side) // 2
+    crop = x[None, :, top:top + side, left:left + side].float()
+    kwargs = {"antialias": True, "align_corners": False} if mode == "bilinear" else {}
+    return F.interpolate(crop, size=(size, size), mode=mode, **kwargs)[0]
+
+
+def _load_glas_data(config: WSLConfig) -> WSLData:
+    from wslbench.data.histology_loaders import load_glas
+
+    ds = load_glas(config.data_dir)
+    images = torch.stack([_square(torch.from_numpy(ds.load_image(i)).permute(2, 0, 1),
+                                  config.image_size, "bilinear").clamp(0, 1)
+                          for i in range(len(ds))])
+    masks = torch.stack([_square(torch.from_numpy(ds.load_mask(i))[None], config.image_size,
+                                 "nearest")[0] > 0.5 for i in range(len(ds))])
+    labels = torch.as_tensor(ds.labels(), dtype=torch.long)
+    train = np.asarray(ds.select(split="train"))
+    test = np.asarray(sorted(ds.select(split="testA") + ds.select(split="testB")))
+    if len(train) == 0 or len(test) == 0:
+        raise InvalidInputError(f"GlaS folder {config.data_dir} needs train and test images")
+    inner = kfold_splits(labels[train], n_splits=config.n_folds, test_fraction=0.0,
+                         random_state=config.seed)
+    folds = [Fold(train[f.train], train[f.val], test) for f in inner]
+    return WSLData(images, labels, masks, masks.float().mean((1, 2)), ds.class_names, folds)
+
+
 def make_wsl_data(config: WSLConfig) -> WSLData:
-    """Synthetic patches of ``config.task`` and their stratified folds (fixed test set)."""
+    """Patches of ``config.task`` and their stratified folds (fixed test set).
+
+    Synthetic by default; the real GlaS data set when ``config.data_dir`` is set.
+    """
+    if config.data_dir is not None:
+        if config.task != "glas":
+            raise ConfigError(f"data_dir is read as a GlaS folder; set task='glas', got {config.task!r}")
+        return _load_glas_data(config)
     ds = make_histology_dataset(config.n_images, size=config.image_size, seed=config.seed,
                                 task=config.task)
     folds = kfold_splits(ds.labels, n_splits=config.n_folds, test_fraction=config.test_fraction,
