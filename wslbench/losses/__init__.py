@@ -25,6 +25,13 @@ from wslbench.losses.size import (
     predicted_sizes,
 )
 from wslbench.losses.sparsity import CRITERIA, SparsityEnhancedLoss, sparsity_enhanced_loss
+from wslbench.losses.ssl import (
+    PAPER_LAMBDAS,
+    CombinedLoss,
+    adaptive_lambda,
+    autoencoder_loss,
+    weighted_bce_loss,
+)
 
 __all__ = [
     "CRITERIA",
@@ -48,4 +55,9 @@ __all__ = [
     "draw_size_noise",
     "apply_size_noise",
     "perturb_sizes",
+    "PAPER_LAMBDAS",
+    "CombinedLoss",
+    "adaptive_lambda",
+    "autoencoder_loss",
+    "weighted_bce_loss",
 ]

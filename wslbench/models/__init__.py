@@ -24,6 +24,16 @@ from wslbench.models.mri import (
     build_mri_cnn,
     mri_block_shapes,
 )
+from wslbench.models.ssl import (
+    AECL1,
+    AECL1_UPSAMPLING,
+    SSL_MODELS,
+    AERes18,
+    SSLAutoencoderClassifier,
+    SSLClassifierHead,
+    create_ssl_model,
+    list_ssl_models,
+)
 
 __all__ = [
     "DR_NETS",
@@ -44,4 +54,12 @@ __all__ = [
     "MRICNNConfig",
     "build_mri_cnn",
     "mri_block_shapes",
+    "SSL_MODELS",
+    "AECL1_UPSAMPLING",
+    "SSLAutoencoderClassifier",
+    "SSLClassifierHead",
+    "AECL1",
+    "AERes18",
+    "create_ssl_model",
+    "list_ssl_models",
 ]

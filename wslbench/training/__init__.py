@@ -13,6 +13,15 @@ from wslbench.training.histology_augment import (
     augment_images,
     augment_masks,
 )
+from wslbench.training.mixed_sampler import (
+    LABELLED,
+    UNLABELLED,
+    MixedBatch,
+    MixedBatchSampler,
+    MixedEpochPlan,
+    draw_mixed_plan,
+    num_batches,
+)
 from wslbench.training.progress import ProgressCallback, StopRequested, report, tqdm_progress
 from wslbench.training.schedules import CosineSchedule, StepSchedule, lambda_lr, sgd_nesterov
 from wslbench.training.splits import Fold, format_mean_std, kfold_splits, mean_std
@@ -36,4 +45,11 @@ __all__ += [
     "format_mean_std",
     "kfold_splits",
     "mean_std",
+    "LABELLED",
+    "UNLABELLED",
+    "MixedBatch",
+    "MixedBatchSampler",
+    "MixedEpochPlan",
+    "draw_mixed_plan",
+    "num_batches",
 ]
