@@ -70,6 +70,24 @@ from wslbench.data.real_images import (
     load_skimage_microaneurysms,
     load_skimage_retina,
 )
+from wslbench.data.ssl_fundus import (
+    HOSPITAL_STYLES,
+    SSL_GRADE_DISTRIBUTION,
+    SSL_GRADES,
+    SSL_ROTATION_RANGE,
+    SSL_SCALE_RANGE,
+    HospitalStyle,
+    SSLFundusDataset,
+    SSLFundusRecord,
+    apply_hospital_style,
+    augment_batch,
+    labelled_pool,
+    make_ssl_fundus_dataset,
+    render_ssl_fundus,
+    sample_ssl_augmentation,
+    sample_ssl_fundus_case,
+    stratified_split,
+)
 from wslbench.data.synthetic_fundus import (
     CONFOUNDER_TYPES,
     GRADE_NAMES,
@@ -104,6 +122,11 @@ from wslbench.data.synthetic_histology import (
     make_histology_dataset,
     render_histology,
     sample_histology_case,
+)
+from wslbench.data.unlabelled import (
+    UNLABELLED_SUFFIXES,
+    UnlabelledImageFolder,
+    load_unlabelled_folder,
 )
 
 __all__ = [
@@ -203,4 +226,25 @@ __all__ = [
     "load_kaggle_dr",
     "load_diaretdb1",
     "load_messidor",
+    # semi-supervised DR (Arora et al.): synthetic hospitals, splits, augmentation
+    "SSL_GRADES",
+    "SSL_GRADE_DISTRIBUTION",
+    "SSL_ROTATION_RANGE",
+    "SSL_SCALE_RANGE",
+    "HospitalStyle",
+    "HOSPITAL_STYLES",
+    "SSLFundusRecord",
+    "SSLFundusDataset",
+    "apply_hospital_style",
+    "sample_ssl_fundus_case",
+    "render_ssl_fundus",
+    "make_ssl_fundus_dataset",
+    "stratified_split",
+    "labelled_pool",
+    "sample_ssl_augmentation",
+    "augment_batch",
+    # unlabelled image folders
+    "UNLABELLED_SUFFIXES",
+    "UnlabelledImageFolder",
+    "load_unlabelled_folder",
 ]

@@ -18,7 +18,11 @@ Nothing is downloaded: each loader reads a folder the user already has.
   with columns ``Image name``, ``Retinopathy grade``, ``Risk of macular edema``.
   CSV exports are always read; ``.xls``/``.xlsx`` only when pandas finds the optional
   reader (xlrd / openpyxl), which wslbench does not install — otherwise a clear error
-  asks for a CSV export.
+  asks for a CSV export. In the distributed layout each base folder ``BaseXY`` holds
+  its images and ``Annotation_BaseXY.xls``; the three ophthalmologic departments
+  (hospitals) are ``X`` = 1, 2, 3, each shipped as four bases. All bases are merged,
+  and the known duplicate images (Arora et al., section 4.1: "several duplicate
+  images") are dropped when their names are given.
 
 Each loader returns a :class:`DRDataset`: a list of :class:`DRRecord` (path, grade,
 labels, eye, patient id) whose images are read lazily by :meth:`DRDataset.load_image`
@@ -31,7 +35,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -360,6 +364,8 @@ def load_diaretdb1(
 # --------------------------------------------------------------------------- Messidor
 
 _MESSIDOR_COLUMNS = ("image name", "retinopathy grade", "risk of macular edema")
+#: ``BaseXY`` (department X = 1–3, part Y); the same pattern ends ``Annotation_BaseXY``.
+_MESSIDOR_BASE = re.compile(r"base_?(?P<base>[1-3]\d)$", re.IGNORECASE)
 
 
 def _read_spreadsheet(path: Path) -> list[dict[str, str]]:
@@ -385,22 +391,52 @@ def _read_spreadsheet(path: Path) -> list[dict[str, str]]:
             for r in frame.to_dict(orient="records")]
 
 
+def _messidor_base(sheet: Path, image: Path, root: Path) -> int | None:
+    """Base number ``XY`` of ``Annotation_BaseXY`` or of a ``BaseXY`` folder of the image."""
+    m = _MESSIDOR_BASE.search(sheet.stem)
+    if m is not None:
+        return int(m.group("base"))
+    if image.is_relative_to(root):
+        for part in reversed(image.relative_to(root).parent.parts):
+            m = _MESSIDOR_BASE.fullmatch(part)
+            if m is not None:
+                return int(m.group("base"))
+    return None
+
+
 def load_messidor(
     root: str | Path,
     annotations: Sequence[str | Path] | None = None,
+    *,
+    duplicates: Iterable[str] | None = None,
 ) -> DRDataset:
-    """Read Messidor images and their annotation spreadsheets.
+    """Read Messidor images and their annotation spreadsheets, all bases merged.
+
+    Each spreadsheet's images are looked up first in the spreadsheet's own folder (its
+    base, searched recursively), then anywhere under ``root``. An image listed in more
+    than one row is an error (name it in ``duplicates`` to drop it).
 
     Args:
         root: folder holding the images (searched recursively, e.g. ``Base11/...tif``).
         annotations: spreadsheet files; default every ``Annotation*.csv|xls|xlsx`` under
             ``root`` (a CSV and a spreadsheet with the same stem: the CSV is used).
+        duplicates: image names (with or without extension) to drop, e.g. the duplicate
+            images of the Messidor errata (Arora et al., section 4.1: 1200 images, 1187
+            after errata). Names that no spreadsheet lists are ignored, so one errata
+            list serves any subset of bases.
 
     Returns:
         A :class:`DRDataset` with ``grade`` = retinopathy grade 0–3, ``referable`` =
-        grade ≥ 2 (R2/R3), ``labels["macular_edema_risk"]`` 0–2, eye and patient unknown.
+        grade ≥ 2 (R2/R3), ``labels["macular_edema_risk"]`` 0–2 and, when the base is
+        known from ``Annotation_BaseXY`` or a ``BaseXY`` folder, ``labels["base"]`` = XY
+        and ``labels["hospital"]`` = X − 1 (department 0–2); eye and patient unknown.
     """
     root = _check_root(root, "Messidor")
+    if isinstance(duplicates, str):
+        raise InvalidInputError(
+            f"duplicates must be a list of image names, got the single string {duplicates!r}"
+        )
+    dropped = {Path(str(d)).stem for d in duplicates} if duplicates is not None else set()
     if annotations is None:
         sheets: dict[tuple[Path, str], Path] = {}
         for f in sorted(root.rglob("*")):
@@ -421,6 +457,7 @@ def load_messidor(
     files = _index_images(root, recursive=True)
     by_name = {p.name: p for p in files.values()}
     records = []
+    seen: dict[str, Path] = {}
     for sheet in paths:
         if not sheet.is_file():
             raise DataNotFoundError(f"Messidor annotation file {sheet} does not exist")
@@ -430,15 +467,30 @@ def load_messidor(
         if not rows:
             raise DataFormatError(f"{sheet} has no rows; expected one row per image")
         _require_columns(rows, _MESSIDOR_COLUMNS, sheet)
+        local = _index_images(sheet.parent, recursive=True) \
+            if sheet.parent.resolve().is_relative_to(root.resolve()) else {}
+        local_by_name = {p.name: p for p in local.values()}
         for row in rows:
             name = row["image name"]
-            path = by_name.get(name) or files.get(Path(name).stem)
+            image_id = Path(name).stem
+            if image_id in dropped:
+                continue
+            if image_id in seen:
+                raise DataFormatError(
+                    f"image {name!r} is listed twice ({seen[image_id]} and {sheet}); expected "
+                    "one row per image, or pass its name in duplicates=[...] to drop it"
+                )
+            seen[image_id] = sheet
+            path = (local_by_name.get(name) or local.get(image_id)
+                    or by_name.get(name) or files.get(image_id))
             if path is None:
                 raise DataFormatError(f"{sheet}: image {name!r} not found under {root}")
             grade = _int_field(row, "retinopathy grade", sheet, range(4))
-            edema = _int_field(row, "risk of macular edema", sheet, range(3))
-            image_id = Path(name).stem
+            labels = {"macular_edema_risk": _int_field(row, "risk of macular edema", sheet,
+                                                       range(3))}
+            base = _messidor_base(sheet, path, root)
+            if base is not None:
+                labels.update(base=base, hospital=base // 10 - 1)
             records.append(DRRecord(image_id=image_id, path=path, patient_id=image_id,
-                                    grade=grade, referable=grade >= 2,
-                                    labels={"macular_edema_risk": edema}))
+                                    grade=grade, referable=grade >= 2, labels=labels))
     return DRDataset("messidor", root, tuple(sorted(records, key=lambda r: r.image_id)))
