@@ -8,10 +8,14 @@
 * :mod:`~wslbench.metrics.classification` — accuracy, AP and mAP (Rony 2020, eqs. 2.1–2.2).
 * :mod:`~wslbench.metrics.segmentation` — Dice and IoU per image, over all pixels, mIoU
   (Rony 2020, eqs. 2.3, 3.12–3.13, 4.14).
+* :mod:`~wslbench.metrics.balanced_accuracy` — mean per-class recall (Thibeau-Sutre 2020, 2.2).
+* :mod:`~wslbench.metrics.mask_similarity` — ROI vectors, cosine similarity, intra/inter-subject
+  similarity, prob_CNN and overlap with a true atrophy map (Thibeau-Sutre 2020, 2.4).
 """
 
 from __future__ import annotations
 
+from wslbench.metrics.balanced_accuracy import BalancedAccuracyMetric, compute_balanced_accuracy
 from wslbench.metrics.classification import (
     AccuracyMetric,
     APMetric,
@@ -41,6 +45,17 @@ from wslbench.metrics.froc import (
     match_candidates,
 )
 from wslbench.metrics.localisation import check_maps_and_masks, energy_in_mask, pointing_game
+from wslbench.metrics.mask_similarity import (
+    MaskOverlap,
+    cosine_similarity,
+    intra_inter_similarity,
+    mask_overlap,
+    mean_offdiagonal,
+    prob_cnn,
+    roi_vector,
+    similarity_matrix,
+    similarity_table,
+)
 from wslbench.metrics.roc import (
     ROCAUCMetric,
     compute_roc_auc,
@@ -102,4 +117,17 @@ __all__ = [
     "dice_from_counts",
     "iou_from_counts",
     "segmentation_counts",
+]
+__all__ += [
+    "BalancedAccuracyMetric",
+    "compute_balanced_accuracy",
+    "MaskOverlap",
+    "cosine_similarity",
+    "intra_inter_similarity",
+    "mask_overlap",
+    "mean_offdiagonal",
+    "prob_cnn",
+    "roi_vector",
+    "similarity_matrix",
+    "similarity_table",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from wslbench.training.checkpoint import load_checkpoint, load_state_dict, save_checkpoint
+from wslbench.training.early_stopping import EarlyStopping
 from wslbench.training.histology_augment import (
     HistologyAugmentRecord,
     RandomHistologyAugment,
@@ -21,6 +22,14 @@ from wslbench.training.mixed_sampler import (
     MixedEpochPlan,
     draw_mixed_plan,
     num_batches,
+)
+from wslbench.training.mri_training import (
+    MRITrainingResult,
+    SubjectSplits,
+    predict_proba,
+    standardized_mean_difference,
+    subject_level_cv,
+    train_mri_cnn,
 )
 from wslbench.training.progress import ProgressCallback, StopRequested, report, tqdm_progress
 from wslbench.training.schedules import CosineSchedule, StepSchedule, lambda_lr, sgd_nesterov
@@ -52,4 +61,13 @@ __all__ += [
     "MixedEpochPlan",
     "draw_mixed_plan",
     "num_batches",
+]
+__all__ += [
+    "EarlyStopping",
+    "MRITrainingResult",
+    "SubjectSplits",
+    "predict_proba",
+    "standardized_mean_difference",
+    "subject_level_cv",
+    "train_mri_cnn",
 ]
