@@ -354,7 +354,11 @@ def train_ssl_cached(
 def evaluate_ssl(
     model: SSLAutoencoderClassifier, data: SSLData, index: Sequence[int] | np.ndarray
 ) -> dict[str, float]:
-    """Accuracy (logit > 0) and ROC area of the classifier on ``index`` (labelled cases)."""
+    """Accuracy (logit > 0) and ROC area of the classifier on ``index`` (labelled cases).
+
+    Non-finite logits (a diverged training, e.g. a too large λ) count as errors and the
+    ROC area is then left out.
+    """
     idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
     labels = data.labels[idx]
     if idx.numel() == 0 or (labels < 0).any():
@@ -367,8 +371,10 @@ def evaluate_ssl(
                             for i in range(0, len(idx), 64)])
     finally:
         model.train(was_training)
-    out = {"accuracy": float(((logits > 0).long() == labels).float().mean())}
-    if 0 < int(labels.sum()) < len(labels):
+    finite = torch.isfinite(logits)
+    correct = ((logits > 0).long() == labels) & finite  # a diverged output is an error
+    out = {"accuracy": float(correct.float().mean())}
+    if finite.all() and 0 < int(labels.sum()) < len(labels):
         out["auc"] = compute_roc_auc(logits.numpy(), labels.numpy())
     return out
 

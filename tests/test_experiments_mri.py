@@ -1,0 +1,73 @@
+"""The MRI experiment (Thibeau-Sutre et al. 2020) end to end on the smoke preset."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from wslbench.data import load_nifti
+from wslbench.errors import ConfigError
+from wslbench.experiments import mri
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    config = mri.mri_config("smoke")
+    return config, mri.make_mri_data(config)
+
+
+def test_presets_and_errors():
+    paper = mri.mri_config("paper")
+    assert (paper.grid, paper.cnn, paper.lambda1, paper.lambda2, paper.beta1, paper.beta2) == (
+        "paper", "paper", 1e-4, 1e-2, 0.1, 1.0)
+    assert paper.mask_lr == 0.1
+    with pytest.raises(ConfigError, match="unknown cnn"):
+        mri.mri_config("smoke", cnn="huge")
+
+
+def test_quality_check_and_subject_level_folds(smoke):
+    config, data = smoke
+    assert len(data.qc_rejected) == config.n_qc_fail
+    assert all(max_value < 0.95 for _, _, max_value in data.qc_rejected)
+    ids = np.asarray(data.cohort.participant_ids)
+    for fold in data.folds:
+        train, rest = set(ids[fold.train]), set(ids[fold.val]) | set(ids[fold.test])
+        assert not train & rest, "all sessions of a subject on one side"
+
+
+def test_training_is_seeded_and_masks_stay_in_range(smoke, tmp_path):
+    config, data = smoke
+    a, b = mri.train_fold(config, data), mri.train_fold(config, data)
+    for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()):
+        assert torch.equal(x, y)
+    mask = mri.group_mask_cached(config, data)
+    assert mask.shape == (1, 1, *data.cohort.volumes.shape[2:])
+    assert float(mask.min()) >= 0.0 and float(mask.max()) <= 1.0
+    assert not ((mask > 0.95) & (mask < 1.0)).any(), "threshold rule: values above 0.95 become 1"
+    report = mri.mask_report(config, data, mask)
+    assert 0.0 <= report["prob_cnn_masked"] <= 1.0 and 0.0 <= report["dice_atrophy"] <= 1.0
+    path = mri.save_mask_nifti(mask, data, tmp_path / "mask.nii.gz")
+    loaded = load_nifti(path)
+    np.testing.assert_allclose(loaded.affine, data.cohort.affine)
+    np.testing.assert_allclose(loaded.data, mask[0, 0].numpy(), atol=1e-6)
+
+
+def test_changing_the_mask_hyper_parameters_does_not_retrain(smoke):
+    config, data = smoke
+    run = mri.train_fold_cached(config, data)
+    assert mri.train_fold_cached(replace(config, beta1=2.0, lambda2=0.1), data) is run
+    table = mri.hyperparameter_similarity(config, data, "beta1", (0.1, 1.0))
+    assert table.shape == (2, 2) and np.allclose(np.diag(table.values), 1.0)
+    with pytest.raises(ConfigError, match="beta1, beta2"):
+        mri.hyperparameter_similarity(config, data, "lr", (0.1,))
+
+
+def test_session_masks_intra_and_inter_similarity(smoke):
+    config, data = smoke
+    masks, subjects = mri.session_masks(config, data, limit=4)
+    assert masks.shape[0] == len(subjects) and len(set(subjects)) < len(subjects)
+    intra, inter = mri.intra_inter(masks, subjects, data.atlas)
+    assert -1.0 <= inter <= 1.0 and -1.0 <= intra <= 1.0
