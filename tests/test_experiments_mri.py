@@ -71,3 +71,15 @@ def test_session_masks_intra_and_inter_similarity(smoke):
     assert masks.shape[0] == len(subjects) and len(set(subjects)) < len(subjects)
     intra, inter = mri.intra_inter(masks, subjects, data.atlas)
     assert -1.0 <= inter <= 1.0 and -1.0 <= intra <= 1.0
+
+
+def test_fold_masks_cross_prob_cnn_and_run_similarity(smoke):
+    config, data = smoke
+    masks = mri.fold_masks(config, data, [0, 1])
+    assert list(masks) == ["fold 0", "fold 1"]
+    cross = mri.cross_prob_cnn(config, data, masks, [0, 1])
+    assert cross.shape == (2, 2) and ((cross.values >= 0) & (cross.values <= 1)).all()
+    runs = mri.hyperparameter_similarity(config, data, "train_seed", [0, 1])
+    assert runs.shape == (2, 2)
+    assert mri.train_fold_cached(replace(config, train_seed=1), data) is not mri.train_fold_cached(
+        config, data), "runs are independently trained"

@@ -59,6 +59,8 @@ __all__ = [
     "save_mask_nifti",
     "intra_inter",
     "fold_table",
+    "fold_masks",
+    "cross_prob_cnn",
 ]
 
 
@@ -79,7 +81,11 @@ class MRIConfig:
         mask_epochs, mask_tolerance, mask_patience: group-mask optimisation and its stop.
         session_iterations: maximum steps of a session-level mask.
         beta1_values, beta2_values: the β grids of Table 2.
-        seed: seed of the cohort, initialisation and data order (the split uses 2).
+        lambda1_values, lambda2_values: the λ grids of Table 3.
+        stability_folds, stability_runs: folds and training runs (seeds) whose group masks
+            are compared (Fig. 6, 2.4).
+        train_seed: seed of the CNN initialisation and data order (runs differ by it).
+        seed: seed of the synthetic cohort (the split uses random_state 2).
         device: ``None`` takes CUDA when available.
     """
 
@@ -110,6 +116,11 @@ class MRIConfig:
     session_iterations: int = 100
     beta1_values: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0)
     beta2_values: tuple[float, ...] = (1.0, 2.0, 3.0)
+    lambda1_values: tuple[float, ...] = (0.1, 0.01, 0.001, 0.0001)
+    lambda2_values: tuple[float, ...] = (0.1, 0.01, 0.001, 0.0001)
+    stability_folds: int = 2
+    stability_runs: int = 2
+    train_seed: int = 0
     seed: int = 0
     device: str | None = None
 
@@ -117,11 +128,12 @@ class MRIConfig:
 MRI_PRESETS = PresetTable(
     MRIConfig,
     smoke=MRIConfig(n_subjects=30, sessions_per_subject=2, n_splits=2, epochs=3, mask_epochs=3,
-                    age_bins=2,
+                    age_bins=2, lambda1_values=(0.01, 0.0001), lambda2_values=(0.01, 0.001),
                     session_iterations=5, beta1_values=(0.1, 1.0), beta2_values=(1.0, 2.0)),
     demo=MRIConfig(),
     paper=MRIConfig(grid="paper", cnn="paper", n_subjects=666, sessions_per_subject=3,
-                    epochs=50, lr=1e-4, mask_epochs=200, session_iterations=5000, age_bins=5),
+                    epochs=50, lr=1e-4, mask_epochs=200, session_iterations=5000, age_bins=5,
+                    stability_folds=5, stability_runs=5),
 )
 
 
@@ -193,21 +205,21 @@ def train_fold(
         raise ConfigError(f"fold must be in [0, {len(data.folds)}), got {fold}")
     f = data.folds[fold]
     cohort = data.cohort
-    seed_everything(config.seed + fold)
+    seed_everything(config.train_seed + 1000 * config.seed + fold)
     model = build_mri_cnn(config.cnn, input_shape=tuple(cohort.volumes.shape[2:]))
     if config.device is not None:
         model = model.to(config.device)
     result = train_mri_cnn(model, cohort.volumes, cohort.labels, f.train, f.val,
                            epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                            weight_decay=config.weight_decay, patience=config.patience,
-                           progress=progress, seed=config.seed + fold)
+                           progress=progress, seed=config.train_seed + 1000 * config.seed + fold)
     probs = predict_proba(result.model, cohort.volumes, config.batch_size, indices=f.test)
     bacc = compute_balanced_accuracy(probs.argmax(1).numpy(), cohort.labels[f.test].numpy())
     return MRIRun(result.model, fold, result.history, result.best_epoch, bacc)
 
 
 _RUNS: dict[tuple[MRIConfig, int], tuple[MRIData, MRIRun]] = {}
-_MASKS: dict[MRIConfig, tuple[MRIData, torch.Tensor]] = {}
+_MASKS: dict[tuple[MRIConfig, int], tuple[MRIData, torch.Tensor]] = {}
 
 
 def train_fold_cached(
@@ -280,10 +292,10 @@ def group_mask_cached(
     config: MRIConfig, data: MRIData, *, fold: int = 0, progress: ProgressCallback | None = None
 ) -> torch.Tensor:
     """:func:`group_mask` memoised on (config, data) (the β/λ sliders of notebook 05)."""
-    cached = _MASKS.get(replace(config, folds_to_run=fold))
+    cached = _MASKS.get((config, fold))
     if cached is None or cached[0] is not data:
         cached = (data, group_mask(config, data, fold=fold, progress=progress))
-        _MASKS[replace(config, folds_to_run=fold)] = cached
+        _MASKS[(config, fold)] = cached
     return cached[1]
 
 
@@ -329,15 +341,46 @@ def hyperparameter_similarity(
     config: MRIConfig, data: MRIData, name: str, values: Sequence[float], *, fold: int = 0,
     progress: ProgressCallback | None = None,
 ) -> object:
-    """Table 2/3: ROI cosine similarities between group masks for each value of ``name``
-    (``"beta1"``, ``"beta2"``, ``"lambda1"`` or ``"lambda2"``)."""
-    if name not in ("beta1", "beta2", "lambda1", "lambda2"):
-        raise ConfigError(f"name must be beta1, beta2, lambda1 or lambda2, got {name!r}")
+    """Tables 2–3: ROI cosine similarities between group masks for each value of ``name``
+    (``"beta1"``, ``"beta2"``, ``"lambda1"``, ``"lambda2"``, or ``"train_seed"`` for masks
+    of independently trained runs, Fig. 6)."""
+    if name not in ("beta1", "beta2", "lambda1", "lambda2", "train_seed"):
+        raise ConfigError(
+            f"name must be beta1, beta2, lambda1, lambda2 or train_seed, got {name!r}"
+        )
     masks: dict[str, torch.Tensor] = {}
     for value in values:
-        masks[f"{name}={value:g}"] = group_mask_cached(replace(config, **{name: float(value)}),
+        typed = int(value) if name == "train_seed" else float(value)
+        masks[f"{name}={value:g}"] = group_mask_cached(replace(config, **{name: typed}),
                                                        data, fold=fold, progress=progress)
     return similarity_table({k: m[0, 0] for k, m in masks.items()}, data.atlas.labels)
+
+
+def fold_masks(
+    config: MRIConfig, data: MRIData, folds: Sequence[int], *,
+    progress: ProgressCallback | None = None,
+) -> dict[str, torch.Tensor]:
+    """Group mask of each fold's model on its own AD test images (Fig. 6, folds)."""
+    return {f"fold {k}": group_mask_cached(config, data, fold=k, progress=progress)
+            for k in folds}
+
+
+def cross_prob_cnn(
+    config: MRIConfig, data: MRIData, masks: Mapping[str, torch.Tensor], folds: Sequence[int]
+) -> object:
+    """prob_CNN cross-application (2.4): row = mask, column = fold whose model and AD test
+    images it is applied to; the mean probability of the AD class on the masked images."""
+    import pandas as pd
+
+    table = {}
+    for k in folds:
+        run = train_fold_cached(config, data, k)
+        images = _correct_ad(run, data, data.folds[k].test, config)
+        v = data.cohort.volumes[images]
+        targets = torch.ones(len(images), dtype=torch.long)
+        table[f"fold {k}"] = {name: prob_cnn(run.model, v, targets, m, batch_size=config.batch_size)
+                              for name, m in masks.items()}
+    return pd.DataFrame(table)
 
 
 def intra_inter(masks: torch.Tensor, subjects: Sequence[str], atlas: Parcellation) -> tuple[float, float]:
