@@ -128,7 +128,7 @@ class Slide:
 
     def read_region(self, y: int, x: int, h: int, w: int) -> np.ndarray:
         """Raw values of rows ``y:y+h`` and columns ``x:x+w``: ``(h, w)`` or ``(h, w, C)``."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement read_region")
 
     def thumbnail(self, downsample: int) -> np.ndarray:
         """Block mean by ``downsample`` in [0, 1]: ``(⌈H/d⌉, ⌈W/d⌉)`` or ``(..., C)``.
