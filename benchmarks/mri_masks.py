@@ -57,7 +57,11 @@ def trends() -> None:
         print("neighbours: " + ", ".join(f"{v:.3f}" for v in neighbours))
     masks, subjects = mri.session_masks(config, data, limit=8)
     intra, inter = mri.intra_inter(masks, subjects, data.atlas)
-    print(f"\nintra-subject {intra:.3f} vs inter-subject {inter:.3f} (paper 0.94 vs 0.80)")
+    if intra is None:
+        print(f"\nsession masks ({config.session_iterations} iterations) perturb no ROI: "
+              "no intra/inter-subject similarity")
+    else:
+        print(f"\nintra-subject {intra:.3f} vs inter-subject {inter:.3f} (paper 0.94 vs 0.80)")
     report = mri.mask_report(config, data, mri.group_mask_cached(config, data))
     print("group mask: " + ", ".join(f"{k} {v:.3f}" for k, v in report.items()))
     print(f"share of voxels masked (m < 0.95): "

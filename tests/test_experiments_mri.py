@@ -70,7 +70,7 @@ def test_session_masks_intra_and_inter_similarity(smoke):
     masks, subjects = mri.session_masks(config, data, limit=4)
     assert masks.shape[0] == len(subjects) and len(set(subjects)) < len(subjects)
     intra, inter = mri.intra_inter(masks, subjects, data.atlas)
-    assert -1.0 <= inter <= 1.0 and -1.0 <= intra <= 1.0
+    assert intra is None or (-1.0 <= inter <= 1.0 and -1.0 <= intra <= 1.0)
 
 
 def test_fold_masks_cross_prob_cnn_and_run_similarity(smoke):
@@ -83,3 +83,17 @@ def test_fold_masks_cross_prob_cnn_and_run_similarity(smoke):
     assert runs.shape == (2, 2)
     assert mri.train_fold_cached(replace(config, train_seed=1), data) is not mri.train_fold_cached(
         config, data), "runs are independently trained"
+
+
+def test_intra_inter_on_hand_made_masks(smoke):
+    _, data = smoke
+    labels = data.atlas.labels
+    ids = np.unique(labels[labels > 0])
+    masks = torch.ones(4, 1, *labels.shape)
+    for i, region in enumerate((ids[0], ids[0], ids[5], ids[5])):
+        masks[i, 0][torch.from_numpy(labels == region)] = 0.2
+    masks[1, 0][torch.from_numpy(labels == ids[1])] = 0.5  # same subject, slightly different
+    intra, inter = mri.intra_inter(masks, ["a", "a", "b", "b"], data.atlas)
+    assert intra > 0.8 and inter < 0.1
+    assert mri.intra_inter(torch.ones(4, 1, *labels.shape), ["a", "a", "b", "b"], data.atlas) == (
+        None, None)

@@ -383,10 +383,21 @@ def cross_prob_cnn(
     return pd.DataFrame(table)
 
 
-def intra_inter(masks: torch.Tensor, subjects: Sequence[str], atlas: Parcellation) -> tuple[float, float]:
-    """Mean intra-subject and inter-subject ROI similarity of session masks (2.4)."""
-    vectors = roi_vector(masks, atlas.labels)
-    return intra_inter_similarity(vectors, list(subjects))
+def intra_inter(
+    masks: torch.Tensor, subjects: Sequence[str], atlas: Parcellation
+) -> tuple[float | None, float | None]:
+    """Mean intra-subject and inter-subject ROI similarity of session masks (2.4).
+
+    Masks that perturb no ROI (all ones: the regularisation won, e.g. too few session
+    iterations) have no direction and are left out; with fewer than two subjects or no
+    repeated subject left, ``(None, None)`` is returned instead of an undefined cosine.
+    """
+    vectors = np.asarray(roi_vector(masks, atlas.labels))
+    keep = np.abs(vectors).sum(axis=1) > 0
+    kept = [s for s, k in zip(subjects, keep) if k]
+    if len(set(kept)) < 2 or len(set(kept)) == len(kept):
+        return None, None
+    return intra_inter_similarity(vectors[keep], kept)
 
 
 def save_mask_nifti(mask: torch.Tensor, data: MRIData, path: str | Path) -> Path:
