@@ -71,10 +71,14 @@ class Dashboard:
         self.context = browser.new_context(viewport={"width": 1400, "height": 1000})
         self.page = self.context.new_page()
 
-    def open(self, notebook: str, *, timeout_s: float = 120.0, query: str = ""):  # noqa: ANN201
-        """Load ``notebook`` (stem) and wait until its widgets and a visible image render."""
+    def open(self, notebook: str, *, timeout_s: float = 300.0, query: str = ""):  # noqa: ANN201
+        """Load ``notebook`` (stem) and wait until its widgets and a visible image render.
+
+        Voila streams the page while the kernel executes the notebook, so the wait is on
+        the widgets themselves (generous: a loaded 2-core machine starts kernels slowly).
+        """
         url = f"{self.base_url}/voila/render/{notebook}.ipynb{query}"
-        self.page.goto(url, timeout=timeout_s * 1000)
+        self.page.goto(url, timeout=timeout_s * 1000, wait_until="commit")
         self.page.wait_for_selector(".widget-slider, .widget-dropdown", timeout=timeout_s * 1000)
         self.page.wait_for_selector("img:visible", timeout=timeout_s * 1000)
         body = self.page.inner_text("body")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+# One xdist group with the notebook regression tests: the heavy kernels run one at a time.
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("kernels")]
 
 
 def test_case_viewer_slider_and_dropdown_redraw(dashboard):

@@ -25,6 +25,7 @@ NOTEBOOKS = list_notebooks(ROOT / "notebooks")
 
 
 @pytest.mark.notebook
+@pytest.mark.xdist_group("kernels")  # serial with the browser tests (see test_browser_foundation)
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_matches_its_golden_metrics(notebook: Path) -> None:
     golden = load_golden(golden_path(GOLDEN, notebook.stem))
