@@ -97,3 +97,14 @@ def test_intra_inter_on_hand_made_masks(smoke):
     assert intra > 0.8 and inter < 0.1
     assert mri.intra_inter(torch.ones(4, 1, *labels.shape), ["a", "a", "b", "b"], data.atlas) == (
         None, None)
+
+
+def test_similarity_table_leaves_unmoved_masks_empty(smoke):
+    _, data = smoke
+    labels = data.atlas.labels
+    region = np.unique(labels[labels > 0])[0]
+    moved = torch.ones(1, 1, *labels.shape)
+    moved[0, 0][torch.from_numpy(labels == region)] = 0.3
+    table = mri._similarity_or_missing({"moved": moved, "still": torch.ones_like(moved)}, data.atlas)
+    assert table.loc["moved", "moved"] == pytest.approx(1.0)
+    assert np.isnan(table.loc["still", "moved"]) and mri.table_values(table)[1] == [None, None]

@@ -61,6 +61,7 @@ __all__ = [
     "fold_table",
     "fold_masks",
     "cross_prob_cnn",
+    "table_values",
 ]
 
 
@@ -353,7 +354,28 @@ def hyperparameter_similarity(
         typed = int(value) if name == "train_seed" else float(value)
         masks[f"{name}={value:g}"] = group_mask_cached(replace(config, **{name: typed}),
                                                        data, fold=fold, progress=progress)
-    return similarity_table({k: m[0, 0] for k, m in masks.items()}, data.atlas.labels)
+    return _similarity_or_missing(masks, data.atlas)
+
+
+def _similarity_or_missing(masks: Mapping[str, torch.Tensor], atlas: Parcellation) -> object:
+    """ROI cosine similarity table; a mask that perturbs no ROI (all ones) has no direction,
+    so its row and column are left empty (NaN) instead of failing the whole table."""
+    import pandas as pd
+
+    moved = {k: m[0, 0] for k, m in masks.items()
+             if np.abs(roi_vector(m[0, 0], atlas.labels)).sum() > 0}
+    table = pd.DataFrame(np.nan, index=list(masks), columns=list(masks))
+    if len(moved) >= 2:
+        table.loc[list(moved), list(moved)] = similarity_table(moved, atlas.labels).values
+    elif moved:
+        table.loc[list(moved), list(moved)] = 1.0
+    return table
+
+
+def table_values(table: object) -> list[list[float | None]]:
+    """A similarity table as nested lists for ``record()`` (empty cells become ``None``)."""
+    return [[None if not np.isfinite(v) else round(float(v), 6) for v in row]
+            for row in np.asarray(table, dtype=float)]
 
 
 def fold_masks(
