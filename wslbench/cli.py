@@ -8,6 +8,7 @@ writing nothing.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,9 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     if args.plot or args.by:
         if not (args.plot and args.by):
             raise ConfigError("--plot METRIC needs --by PARAM (and the other way round)")
-        fig = plot_summary(table, args.plot, args.by, root / f"summary_{args.plot}_by_{args.by}.png")
+        # metric and parameter names come from the user and the runs: never path parts
+        name = re.sub(r"[^A-Za-z0-9_-]+", "_", f"summary_{args.plot}_by_{args.by}")
+        fig = plot_summary(table, args.plot, args.by, root / f"{name}.png")
         print(f"figure: {fig}")
     _show_table(table)
     print(f"summary: {write_summary(table, root / 'summary.csv')}")

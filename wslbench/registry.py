@@ -10,6 +10,7 @@ Unknown names raise :class:`~wslbench.errors.ConfigError` listing the valid ones
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -18,6 +19,14 @@ from wslbench.errors import ConfigError
 __all__ = ["Registry"]
 
 T = TypeVar("T")
+
+
+def _signature(factory: Callable[..., object]) -> str:
+    """The factory's parameter list for error messages (``(...)`` when unavailable)."""
+    try:
+        return str(inspect.signature(factory).replace(return_annotation=inspect.Signature.empty))
+    except (TypeError, ValueError):
+        return "(...)"
 
 
 class Registry(Generic[T]):
@@ -46,7 +55,10 @@ class Registry(Generic[T]):
     def get(self, name: str) -> Callable[..., T]:
         """Return the factory registered under ``name``."""
         if not isinstance(name, str):
-            raise ConfigError(f"{self.family} name must be a string, got {type(name).__name__}")
+            raise ConfigError(
+                f"{self.family} name must be a string, got {type(name).__name__}; expected one "
+                f"of: {', '.join(self.names())}"
+            )
         key = name.lower()
         if key not in self._entries:
             raise ConfigError(
@@ -60,7 +72,9 @@ class Registry(Generic[T]):
         try:
             return factory(*args, **kwargs)
         except TypeError as exc:  # misspelled keyword: say which entry rejected it
-            raise ConfigError(f"{self.family} {name!r}: {exc}") from exc
+            raise ConfigError(
+                f"{self.family} {name!r}: {exc}; expected arguments {_signature(factory)}"
+            ) from exc
 
     def names(self) -> list[str]:
         """Sorted list of the registered names."""

@@ -336,3 +336,45 @@ __all__ = [
     "load_parcellation",
     "check_parcellation_grid",
 ]
+
+from wslbench.data.cell_loaders import (  # noqa: E402
+    CELL_STYLES,
+    CellFolderDataset,
+    CellSample,
+    load_cell_folder,
+    read_cell_csv,
+)
+from wslbench.data.cell_patches import (  # noqa: E402
+    CellPatches,
+    extract_cell_patches,
+    merge_tile_detections,
+    rotate_patch,
+    tile_image,
+)
+from wslbench.data.synthetic_cells import (  # noqa: E402
+    CellDataset,
+    CellImageConfig,
+    CellRecord,
+    make_cell_dataset,
+    render_cell_image,
+    sample_cell_record,
+)
+
+__all__ += [
+    "CELL_STYLES",
+    "CellFolderDataset",
+    "CellSample",
+    "load_cell_folder",
+    "read_cell_csv",
+    "CellPatches",
+    "extract_cell_patches",
+    "merge_tile_detections",
+    "rotate_patch",
+    "tile_image",
+    "CellDataset",
+    "CellImageConfig",
+    "CellRecord",
+    "make_cell_dataset",
+    "render_cell_image",
+    "sample_cell_record",
+]

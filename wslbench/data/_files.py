@@ -11,6 +11,30 @@ import numpy as np
 
 from wslbench.errors import DataFormatError, DataNotFoundError
 
+#: Largest image (width × height) the loaders decode: 8192² pixels, far above any
+#: photograph of the supported data sets (Kaggle DR: at most about 5200 × 3500). A
+#: header claiming more is refused before any pixel buffer is allocated.
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+
+def _check_pixels(path: Path, width: int, height: int) -> None:
+    """Refuse an image whose header claims an empty or too large pixel grid."""
+    if width < 1 or height < 1 or width * height > MAX_IMAGE_PIXELS:
+        raise DataFormatError(
+            f"image {path} claims {width}×{height} pixels; expected at least 1×1 and at most "
+            f"{MAX_IMAGE_PIXELS} pixels (a larger header is refused as a decompression bomb)"
+        )
+
+
+def _check_finite(path: Path, arr: np.ndarray) -> np.ndarray:
+    """Refuse a float image holding NaN or infinite values."""
+    if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+        raise DataFormatError(
+            f"image {path} holds {int(np.count_nonzero(~np.isfinite(arr)))} NaN or infinite "
+            "value(s); expected finite pixel values"
+        )
+    return arr
+
 
 def _norm(column: str) -> str:
     """A column name lower-cased with runs of white space collapsed (header spelling variants)."""
@@ -18,13 +42,34 @@ def _norm(column: str) -> str:
 
 
 def _open(path: Path) -> np.ndarray:
+    """Read an image with Pillow as float64 in [0, 1] (8/16-bit scaled; float as stored).
+
+    The header's size is checked before decoding (:data:`MAX_IMAGE_PIXELS`); float
+    images must be finite.
+    """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"image file {path} does not exist; expected a readable image")
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise DataFormatError(
+            f"image {path} is too large to decode ({exc}); expected at most "
+            f"{MAX_IMAGE_PIXELS} pixels"
+        ) from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DataFormatError(
+            f"cannot read image {path}: {exc}; expected an uncorrupted JPEG/PNG/TIFF file"
+        ) from exc
+    with im:
+        _check_pixels(path, *im.size)
+        try:
             im.load()
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im, dtype=np.float64) / 65535.0
@@ -34,11 +79,11 @@ def _open(path: Path) -> np.ndarray:
                 arr = np.asarray(im, dtype=np.float64) / 255.0
             else:
                 arr = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DataFormatError(
-            f"cannot read image {path}: {exc}; expected an uncorrupted JPEG/PNG/TIFF file"
-        ) from exc
-    return arr
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise DataFormatError(
+                f"cannot read image {path}: {exc}; expected an uncorrupted JPEG/PNG/TIFF file"
+            ) from exc
+    return _check_finite(path, arr)
 
 
 def _check_root(root: str | Path, what: str) -> Path:
@@ -62,7 +107,9 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
             rows = [dict(r) for r in reader]
             fields = reader.fieldnames or []
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataFormatError(f"cannot read CSV file {path}: {exc}") from exc
+        raise DataFormatError(
+            f"cannot read CSV file {path}: {exc}; expected a UTF-8 text table with a header row"
+        ) from exc
     if not fields:
         raise DataFormatError(f"CSV file {path} is empty; expected a header row")
     return [{_norm(k): (v or "").strip() for k, v in r.items() if k is not None} for r in rows]

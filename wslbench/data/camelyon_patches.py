@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wslbench.data._files import MAX_IMAGE_PIXELS
 from wslbench.errors import DataFormatError, DataNotFoundError, InvalidInputError
 from wslbench.seeding import numpy_rng
 
@@ -95,7 +96,10 @@ CAMELYON_PATCH_SIZES: tuple[int, ...] = (512, 768, 1024)
 def _to_unit(arr: np.ndarray) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.integer):
         return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
-    return np.clip(arr.astype(np.float32), 0.0, 1.0)
+    out = arr.astype(np.float32)
+    if not np.all(np.isfinite(out)):
+        raise InvalidInputError("image holds NaN or infinite values; expected finite values")
+    return np.clip(out, 0.0, 1.0)
 
 
 def _binary(region: np.ndarray) -> np.ndarray:
@@ -178,14 +182,17 @@ class TiffSlide(Slide):
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise DataNotFoundError(f"slide file {self.path} does not exist")
+            raise DataNotFoundError(
+                f"slide file {self.path} does not exist; expected a TIFF slide (level 0 first)")
         try:
             self._tif = tifffile.TiffFile(self.path)
             page = self._tif.pages[0]
             self._page = page
             shape = page.shape
         except Exception as exc:  # tifffile raises many types on corrupt files
-            raise DataFormatError(f"cannot read TIFF slide {self.path}: {exc}") from exc
+            raise DataFormatError(
+                f"cannot read TIFF slide {self.path}: {exc}; expected an uncorrupted TIFF file"
+            ) from exc
         if len(shape) not in (2, 3) or page.planarconfig == 2 and len(shape) == 3:
             raise DataFormatError(
                 f"TIFF slide {self.path} has page shape {shape} (planar configuration "
@@ -194,8 +201,20 @@ class TiffSlide(Slide):
         self.channels = 1 if len(shape) == 2 else int(shape[2])
         self._full: np.ndarray | None = None
         if not page.is_tiled:
-            self._full = self._tif.asarray(key=0, out="memmap") if page.is_memmappable \
-                else page.asarray()
+            if not page.is_memmappable and self.shape[0] * self.shape[1] > MAX_IMAGE_PIXELS:
+                self._tif.close()
+                raise DataFormatError(
+                    f"TIFF slide {self.path} is a compressed {self.shape[1]}×{self.shape[0]} "
+                    f"image without tiles; expected a tiled (pyramidal) TIFF, or an untiled "
+                    f"one of at most {MAX_IMAGE_PIXELS} pixels")
+            try:
+                self._full = self._tif.asarray(key=0, out="memmap") if page.is_memmappable \
+                    else page.asarray()
+            except Exception as exc:  # truncated strips: tifffile/mmap raise many types
+                self._tif.close()
+                raise DataFormatError(
+                    f"cannot read TIFF slide {self.path}: {exc}; expected an uncorrupted "
+                    "TIFF file") from exc
 
     def close(self) -> None:
         """Close the file handle."""

@@ -196,7 +196,10 @@ def load_cohort_tsv(
         frame = pd.read_csv(source, sep="\t", dtype=str, keep_default_na=False)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError,
             pd.errors.EmptyDataError) as exc:
-        raise DataFormatError(f"cannot read {source} as a tab-separated table: {exc}") from exc
+        raise DataFormatError(
+            f"cannot read {source} as a tab-separated table: {exc}; expected a UTF-8 TSV "
+            f"with the header {list(COHORT_COLUMNS)}"
+        ) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in REQUIRED_COHORT_COLUMNS if c not in frame.columns]
     if missing:

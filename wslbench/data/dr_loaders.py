@@ -252,12 +252,20 @@ def load_kaggle_dr(
     _require_columns(rows, ("image", "level"), csv_path)
     files = _index_images(img_dir)
     records, absent = [], []
-    for row in rows:
+    seen: dict[str, int] = {}
+    for number, row in enumerate(rows, start=1):
         image_id = row["image"]
+        if image_id in seen:
+            raise DataFormatError(
+                f"{csv_path}: image {image_id!r} is listed on data rows {seen[image_id]} and "
+                f"{number}; expected each image once"
+            )
+        seen[image_id] = number
         m = _KAGGLE_ID.match(image_id)
         if m is None:
             raise DataFormatError(
-                f"{csv_path}: image name {image_id!r} is not '<patient>_left' or '<patient>_right'"
+                f"{csv_path}: image name {image_id!r} is not '<patient>_left' or '<patient>_right'; "
+                "expected Kaggle names such as '10_left'"
             )
         grade = _int_field(row, "level", csv_path, range(5))
         if image_id not in files:
@@ -460,7 +468,7 @@ def load_messidor(
     seen: dict[str, Path] = {}
     for sheet in paths:
         if not sheet.is_file():
-            raise DataNotFoundError(f"Messidor annotation file {sheet} does not exist")
+            raise DataNotFoundError(f"Messidor annotation file {sheet} does not exist; expected a .csv/.xls/.xlsx file")
         if sheet.suffix.lower() not in (".csv", ".xls", ".xlsx"):
             raise DataFormatError(f"{sheet}: expected a .csv, .xls or .xlsx annotation file")
         rows = _read_spreadsheet(sheet)

@@ -320,6 +320,13 @@ def sample_augmentation(
 
 def _to_chw(x: np.ndarray | torch.Tensor, what: str) -> tuple[np.ndarray, bool, bool]:
     """(C, H, W) float64 view of an image/mask; returns (array, is_torch, had_channels)."""
+    arr, is_torch, had_channels = _chw_view(x, what)
+    if not np.all(np.isfinite(arr)):
+        raise InvalidInputError(f"{what} holds NaN or infinite values; expected finite values")
+    return arr, is_torch, had_channels
+
+
+def _chw_view(x: np.ndarray | torch.Tensor, what: str) -> tuple[np.ndarray, bool, bool]:
     if isinstance(x, torch.Tensor):
         arr = x.detach().cpu().numpy()
         if arr.ndim == 2:

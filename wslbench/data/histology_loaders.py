@@ -35,7 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-from wslbench.data._files import _check_root, _open, _read_csv, _require_columns
+from wslbench.data._files import (
+    _check_finite,
+    _check_pixels,
+    _check_root,
+    _open,
+    _read_csv,
+    _require_columns,
+)
 from wslbench.errors import DataFormatError, DataNotFoundError, InvalidInputError
 
 __all__ = [
@@ -200,7 +207,12 @@ def _read_tiff(path: Path) -> np.ndarray:
     import tifffile
 
     try:
-        arr = np.asarray(tifffile.imread(path))
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]  # its size is checked before any pixel buffer is allocated
+            _check_pixels(path, int(page.imagewidth), int(page.imagelength))
+            arr = np.asarray(tif.asarray())
+    except DataFormatError:
+        raise
     except Exception as exc:  # tifffile raises many types on corrupt files
         raise DataFormatError(
             f"cannot read TIFF image {path}: {exc}; expected an uncorrupted RGB TIFF file"
@@ -211,7 +223,7 @@ def _read_tiff(path: Path) -> np.ndarray:
             "RGB TIFF file")
     if np.issubdtype(arr.dtype, np.integer):
         return arr.astype(np.float64) / float(np.iinfo(arr.dtype).max)
-    return arr.astype(np.float64)
+    return _check_finite(path, arr.astype(np.float64))
 
 
 def load_histology_image(path: str | Path) -> np.ndarray:
@@ -239,7 +251,7 @@ def _read_label_image(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     if not path.is_file():
-        raise DataNotFoundError(f"annotation file {path} does not exist")
+        raise DataNotFoundError(f"annotation file {path} does not exist; expected a label BMP/PNG")
     try:
         with Image.open(path) as im:
             im.load()
@@ -283,8 +295,15 @@ def load_glas(root: str | Path, grades_csv: str | Path | None = None) -> Histolo
         raise DataFormatError(f"{csv_path} has a header but no rows; expected one row per image")
     _require_columns(rows, ("name", "grade (glas)"), csv_path)
     samples = []
-    for row in rows:
+    seen: dict[str, int] = {}
+    for number, row in enumerate(rows, start=1):
         name = Path(row["name"]).stem
+        if name in seen:
+            raise DataFormatError(
+                f"{csv_path}: image {name!r} is listed on data rows {seen[name]} and {number}; "
+                "expected each image once"
+            )
+        seen[name] = number
         m = _GLAS_NAME.match(name)
         if m is None:
             raise DataFormatError(
@@ -369,7 +388,7 @@ def load_breakhis(root: str | Path, folds_csv: str | Path | None = None) -> Hist
     if folds_csv is not None:
         folds_path: Path | None = Path(folds_csv)
         if not folds_path.is_file():
-            raise DataNotFoundError(f"BreakHis folds file {folds_path} does not exist")
+            raise DataNotFoundError(f"BreakHis folds file {folds_path} does not exist; expected Folds.csv")
     else:
         candidates = [p / "Folds.csv" for p in (base, *base.parents) if p == root
                       or root in p.parents]

@@ -16,6 +16,7 @@ file and what was expected.
 
 from __future__ import annotations
 
+import math
 import os
 import uuid
 import zlib
@@ -37,6 +38,9 @@ __all__ = [
 
 #: File name endings :func:`save_nifti` writes (``.nii.gz`` is gzip-compressed).
 NIFTI_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz")
+#: Most voxels :func:`load_nifti` reads (512³, 0.5 GiB as float32; the MNI grid at 1 mm
+#: has 8.7 million). A header claiming more is refused before any allocation.
+MAX_NIFTI_VOXELS = 512**3
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,29 @@ def _as_volume_array(data: np.ndarray, what: str) -> np.ndarray:
     return data
 
 
+def _check_header_shape(path: Path, img: nib.Nifti1Image | nib.Nifti2Image) -> None:
+    """Refuse a header whose grid is empty, too large, or larger than the file holds."""
+    shape = tuple(int(s) for s in img.shape)
+    if not shape or min(shape) < 1:
+        raise DataFormatError(
+            f"{path} has a header claiming shape {shape}; expected positive sizes (D, H, W)"
+        )
+    voxels = math.prod(shape)
+    if voxels > MAX_NIFTI_VOXELS:
+        raise DataFormatError(
+            f"{path} has a header claiming shape {shape} ({voxels} voxels); expected at most "
+            f"{MAX_NIFTI_VOXELS} voxels"
+        )
+    if not path.name.endswith(".gz"):  # uncompressed: the file must hold every voxel
+        need = int(getattr(img.dataobj, "offset", 0)) + voxels * img.get_data_dtype().itemsize
+        have = path.stat().st_size
+        if have < need:
+            raise DataFormatError(
+                f"{path} holds {have} bytes but its header needs {need} for shape {shape}; "
+                "the file looks truncated or corrupt (expected every voxel the header declares)"
+            )
+
+
 def load_nifti(path: str | Path) -> NiftiVolume:
     """Read one 3D NIfTI-1/NIfTI-2 volume (``.nii`` or ``.nii.gz``) as float32.
 
@@ -122,8 +149,8 @@ def load_nifti(path: str | Path) -> NiftiVolume:
         raise DataNotFoundError(f"NIfTI file {path} does not exist; expected a .nii or .nii.gz")
     try:
         img = nib.load(str(path))
-    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError,
-            zlib.error) as exc:
+    except (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError, OSError,
+            EOFError, ValueError, zlib.error) as exc:
         raise DataFormatError(
             f"cannot read {path} as NIfTI: {exc}; expected an uncorrupted .nii/.nii.gz file"
         ) from exc
@@ -131,11 +158,13 @@ def load_nifti(path: str | Path) -> NiftiVolume:
         raise DataFormatError(
             f"{path} is a {type(img).__name__}, not a NIfTI image; expected .nii or .nii.gz"
         )
+    _check_header_shape(path, img)
     try:
         data = np.asarray(img.dataobj, dtype=np.float32)
-    except (OSError, EOFError, ValueError, zlib.error) as exc:
+    except (OSError, EOFError, ValueError, OverflowError, zlib.error) as exc:
         raise DataFormatError(
-            f"cannot read the voxel data of {path}: {exc}; the file looks truncated or corrupt"
+            f"cannot read the voxel data of {path}: {exc}; the file looks truncated or corrupt "
+            "(expected every voxel the header declares)"
         ) from exc
     data = np.ascontiguousarray(_as_volume_array(data, str(path)))
     if not np.all(np.isfinite(data)):

@@ -203,12 +203,15 @@ def check_parcellation_grid(
 
 def _read_names(path: Path) -> dict[int, str]:
     if not path.is_file():
-        raise DataNotFoundError(f"region names TSV {path} does not exist")
+        raise DataNotFoundError(f"region names TSV {path} does not exist; expected a label/name TSV")
     try:
         frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError,
             pd.errors.EmptyDataError) as exc:
-        raise DataFormatError(f"cannot read {path} as a tab-separated table: {exc}") from exc
+        raise DataFormatError(
+            f"cannot read {path} as a tab-separated table: {exc}; expected a UTF-8 TSV with "
+            "a label and a name column"
+        ) from exc
     id_col = next((c for c in ("label", "index", "roi_value") if c in frame.columns), None)
     name_col = next((c for c in ("name", "roi_name") if c in frame.columns), None)
     if id_col is None or name_col is None:
@@ -256,7 +259,7 @@ def load_parcellation(
     labels = data.astype(np.int32)
     ids = tuple(int(v) for v in np.unique(labels) if v != 0)
     if not ids:
-        raise DataFormatError(f"{path} holds no region (all voxels are 0)")
+        raise DataFormatError(f"{path} holds no region (all voxels are 0); expected at least one label > 0")
     if names_tsv is None:
         names = tuple(f"label_{i}" for i in ids)
     else:

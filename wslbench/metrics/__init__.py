@@ -131,3 +131,23 @@ __all__ += [
     "similarity_matrix",
     "similarity_table",
 ]
+
+from wslbench.metrics.detection import (  # noqa: E402
+    MATCHING_METHODS,
+    DetectionMetric,
+    DetectionScores,
+    Matching,
+    best_f1_threshold,
+    compute_detection_scores,
+    match_detections,
+)
+
+__all__ += [
+    "MATCHING_METHODS",
+    "DetectionMetric",
+    "DetectionScores",
+    "Matching",
+    "best_f1_threshold",
+    "compute_detection_scores",
+    "match_detections",
+]

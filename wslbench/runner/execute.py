@@ -51,9 +51,9 @@ def execute_notebook(
     notebook = Path(notebook).resolve()
     run_dir = Path(run_dir).resolve()
     if not notebook.is_file():
-        raise DataNotFoundError(f"notebook {notebook} does not exist")
+        raise DataNotFoundError(f"notebook {notebook} does not exist; expected a .ipynb file")
     if not run_dir.is_dir():
-        raise RunError(f"run folder {run_dir} does not exist")
+        raise RunError(f"run folder {run_dir} does not exist; expected an existing folder")
     env = dict(os.environ)
     env[RUN_DIR_ENV] = str(run_dir)
     env.setdefault("MPLBACKEND", "Agg")

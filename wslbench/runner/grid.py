@@ -19,6 +19,9 @@ failing run never stops the others.
 from __future__ import annotations
 
 import itertools
+import math
+import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,9 +33,12 @@ from wslbench.errors import ConfigError, DataFormatError, DataNotFoundError
 from wslbench.presets import PRESET_NAMES
 from wslbench.runner.run_folder import RunResult, execute_run
 
-__all__ = ["load_grid", "expand_grid", "run_grid"]
+__all__ = ["MAX_GRID_RUNS", "load_grid", "expand_grid", "run_grid"]
 
 _TOP_KEYS = {"preset", "fixed", "grid", "runs", "timeout"}
+#: Most runs one grid file may expand to (a typo such as 12 × 10 values would
+#: otherwise enumerate 10¹² combinations before anything runs).
+MAX_GRID_RUNS = 10_000
 _SCALARS = (bool, int, float, str, type(None))
 
 
@@ -66,12 +72,20 @@ def expand_grid(spec: dict[str, Any], allowed: set[str] | None = None) -> list[d
         for name, values in grid.items():
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"grid parameter {name!r}: expected a non-empty list of values, got {values!r}")
+        total = math.prod(len(values) for values in grid.values())
+        if total > MAX_GRID_RUNS:
+            raise ConfigError(
+                f"the grid expands to {total} runs; expected at most {MAX_GRID_RUNS} "
+                "(split it into several grid files)"
+            )
         names = list(grid)
         sets = [dict(zip(names, combo)) for combo in itertools.product(*grid.values())]
     else:
         runs = spec["runs"]
         if not isinstance(runs, list) or not runs or not all(isinstance(r, dict) for r in runs):
             raise ConfigError("'runs' must be a non-empty list of parameter mappings")
+        if len(runs) > MAX_GRID_RUNS:
+            raise ConfigError(f"'runs' lists {len(runs)} runs; expected at most {MAX_GRID_RUNS}")
         sets = [dict(r) for r in runs]
     out = []
     for params in sets:
@@ -83,7 +97,7 @@ def expand_grid(spec: dict[str, Any], allowed: set[str] | None = None) -> list[d
         if allowed is not None:
             bad = sorted(set(merged) - allowed)
             if bad:
-                raise ConfigError(f"unknown parameter(s) {', '.join(bad)}; the notebook accepts: {', '.join(sorted(allowed))}")
+                raise ConfigError(f"unknown parameter(s) {', '.join(bad)}; expected some of the notebook's: {', '.join(sorted(allowed))}")
         out.append(merged)
     return out
 
@@ -92,16 +106,30 @@ def load_grid(path: str | Path, allowed: set[str] | None = None) -> tuple[list[d
     """Read a grid YAML file (``yaml.safe_load``); return parameter sets and the timeout."""
     path = Path(path)
     if not path.is_file():
-        raise DataNotFoundError(f"grid file {path} does not exist")
+        raise DataNotFoundError(f"grid file {path} does not exist; expected a YAML file")
     try:
         spec = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise DataFormatError(f"grid file {path} is not valid YAML: {exc}") from exc
+        raise DataFormatError(
+            f"grid file {path} is not valid YAML: {exc}; expected plain UTF-8 YAML (no Python tags)"
+        ) from exc
     sets = expand_grid(spec, allowed)
     timeout = spec.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
         raise ConfigError(f"'timeout' must be a number of seconds, got {timeout!r}")
     return sets, timeout
+
+
+def _run_one(notebook: Path, params: dict[str, Any], out: Path, *, timeout: float | None,
+             threads: int | None) -> RunResult:
+    """:func:`execute_run`, with an unexpected error reported as a failed run, not raised."""
+    started = time.time()
+    try:
+        return execute_run(notebook, params, out, timeout=timeout, threads=threads)
+    except Exception as exc:  # one broken run must not stop (or hide) the others
+        print(f"wslbench: run {params} failed before finishing: {type(exc).__name__}: {exc}",
+              file=sys.stderr, flush=True)
+        return RunResult(Path(out) / notebook.stem, "failed", time.time() - started, -1)
 
 
 def run_grid(
@@ -123,7 +151,7 @@ def run_grid(
 
         with Client(dask_address) as client:
             futures = [
-                client.submit(execute_run, notebook, p, out, timeout=timeout, threads=threads, pure=False)
+                client.submit(_run_one, notebook, p, out, timeout=timeout, threads=threads, pure=False)
                 for p in param_sets
             ]
             for fut in as_completed(futures):
@@ -132,7 +160,7 @@ def run_grid(
             return client.gather(futures)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [
-            pool.submit(execute_run, notebook, p, out, timeout=timeout, threads=threads)
+            pool.submit(_run_one, notebook, p, out, timeout=timeout, threads=threads)
             for p in param_sets
         ]
         results = []

@@ -117,7 +117,11 @@ def execute_run(
     if interrupted:  # leave it partial: summary shows it as incomplete
         raise KeyboardInterrupt
     if html and (partial / "executed.ipynb").exists():
-        _export_html(partial / "executed.ipynb", partial / "executed.html")
+        try:
+            _export_html(partial / "executed.ipynb", partial / "executed.html")
+        except Exception as exc:  # a broken export must not lose the finished run
+            with open(partial / "log.txt", "a", encoding="utf-8") as log:
+                log.write(f"\nwslbench: HTML export failed: {type(exc).__name__}: {exc}\n")
     os.replace(partial, final)
     return RunResult(final, state, duration, returncode)
 

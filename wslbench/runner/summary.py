@@ -42,7 +42,7 @@ def collect_runs(root: str | Path) -> pd.DataFrame:
     """
     root = Path(root)
     if not root.is_dir():
-        raise DataNotFoundError(f"runs folder {root} does not exist")
+        raise DataNotFoundError(f"runs folder {root} does not exist; expected the --out folder of earlier runs")
     rows = []
     for params_file in sorted(root.rglob("params.json")):
         folder = params_file.parent

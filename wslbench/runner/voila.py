@@ -41,7 +41,7 @@ def voila_argv(
     """
     root = Path(root).resolve()
     if not root.is_dir():
-        raise DataNotFoundError(f"dashboards folder {root} does not exist")
+        raise DataNotFoundError(f"dashboards folder {root} does not exist; expected a folder of notebooks")
     return [
         sys.executable, "-m", "voila", str(root),
         "--no-browser",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,12 @@ def save_checkpoint(obj: dict[str, Any], path: str | Path, *, overwrite: bool = 
     if path.exists() and not overwrite:
         raise RunError(f"checkpoint {path} already exists; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:  # a failed write leaves the previous file as it was and no temporary file
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -41,10 +45,14 @@ def load_checkpoint(path: str | Path) -> Any:
     except pickle.UnpicklingError as exc:
         raise UnsafeFileError(
             f"checkpoint {path} contains pickled Python objects; only tensors, numbers, strings "
-            "and lists/dicts of them are loaded (weights_only=True)"
+            "and lists/dicts of them are loaded (weights_only=True); expected a checkpoint saved "
+            "from a state dict"
         ) from exc
     except (RuntimeError, EOFError, OSError) as exc:
-        raise DataFormatError(f"checkpoint {path} is not a readable torch file: {exc}") from exc
+        raise DataFormatError(
+            f"checkpoint {path} is not a readable torch file: {exc}; expected an uncorrupted "
+            "file written by torch.save"
+        ) from exc
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -53,5 +61,8 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise DataFormatError(f"{path} does not hold a state dict of tensors")
+        raise DataFormatError(
+            f"{path} does not hold a state dict of tensors; expected name → tensor entries "
+            "(bare or under a 'state_dict' key)"
+        )
     return obj

@@ -1,0 +1,336 @@
+"""Cell-location encoding by random projections (Xue et al., §3.1 and §4.1).
+
+``L`` observation lines with evenly spread orientations surround an ``h × w``
+patch; every cell centroid is projected onto each line, its position on line
+``l`` is discretised into a sparse vector ``a_l`` of length ``n = ⌈√(h² + w²)⌉``,
+compressed to a dense code ``x_l = D a_l`` (eq. 1) by one Gaussian sensing
+matrix ``D (m, n)`` shared by all lines, and the codes of the ``L`` lines are
+concatenated. For multi-task learning (§4.1) the cell count ``c`` is appended
+as ``β·c``: ``label = {x, βc}`` of length ``L·m + 1``.
+
+Conventions (the paper does not fix them):
+
+* **Coordinates.** A centroid is ``(row, col)`` in pixels; the patch is the
+  closed box ``[0, h] × [0, w]`` (pixel indices ``0 … h−1`` and sub-pixel
+  positions up to the far edge are valid). Its centre is ``c = (h/2, w/2)`` and
+  ``R = √(h² + w²)/2`` is the radius of its circumscribed circle.
+* **Orientations.** ``θ_l = π·l/L`` for ``l = 0 … L−1`` ("orientations
+  uniformly distributed", §3.1): directions ``θ`` and ``θ + π`` would only
+  mirror each other. Line ``l`` measures along ``u_l = (sin θ_l, cos θ_l)`` in
+  ``(row, col)``: ``θ = 0`` runs along the columns (left to right), ``θ = π/2``
+  along the rows (top to bottom).
+* **Offset.** The position of centroid ``p`` on line ``l`` is
+  ``t = (p − c)·u_l + R`` — its signed distance to the reference line
+  perpendicular to ``u_l`` tangent to the circumscribed circle, which lies
+  outside the patch (§4.3: "the random lines are all located outside of the
+  image patch"), so ``0 ≤ t ≤ 2R ≤ n``. For drawing (Fig. 3), the observation
+  axis is the parallel to ``u_l`` through ``q_l = c − R·u_l + R·v_l`` with
+  ``v_l = (−cos θ_l, sin θ_l)``, also outside the patch; the orthogonal
+  projection of ``p`` onto it is ``q_l + t·u_l``.
+* **Discretisation.** ``bin = min(⌊t⌋, n − 1)``: bin ``b`` covers
+  ``[b, b + 1)`` (the far end ``t = n``, reachable only when the diagonal is an
+  integer, joins the last bin) and decodes to position ``b + 0.5``, so one line
+  locates a cell within half a pixel. ``a_l[b]`` counts the cells in bin ``b``:
+  two cells falling into one bin add up to 2 (§3.1: "two or more cells may be
+  projected to the same location"; the other lines still separate them).
+* **Code length.** ``m > n`` is allowed (no compression, e.g. tiny smoke
+  patches); the paper's settings have ``m ≪ n`` (``m = 112``, ``n = 368`` for
+  260-px patches, §4.3).
+
+>>> codec = ProjectionCodec(height=100, width=100)
+>>> y = codec.encode([np.array([[30.0, 40.0]])])    # (1, 27·112 + 1)   # doctest: +SKIP
+>>> x, count = codec.split(y)                       # (1, 27, 112), (1,)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from wslbench.errors import ConfigError, InvalidInputError
+
+__all__ = ["LineGeometry", "ProjectionCodec"]
+
+
+@dataclass(frozen=True)
+class LineGeometry:
+    """Where the observation axes of a :class:`ProjectionCodec` lie (for Fig. 3 drawings).
+
+    Attributes:
+        origins: ``(L, 2)`` ``(row, col)`` of the point at position ``t = 0`` on each axis.
+        directions: ``(L, 2)`` unit vectors ``u_l`` along which positions grow.
+        length: length of every axis, ``2R = √(h² + w²)``; position ``t`` sits at
+            ``origins[l] + t·directions[l]``.
+    """
+
+    origins: np.ndarray
+    directions: np.ndarray
+    length: float
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ProjectionCodec:
+    """Encoding of cell centroids by random projections (Xue et al., §3.1, eq. 1; §4.1).
+
+    Args:
+        height: patch height ``h`` in pixels.
+        width: patch width ``w`` in pixels.
+        n_lines: number of observation lines ``L`` (paper: 27 on ICPR 2012, §4.3).
+        code_length: dense code length ``m`` per line (paper: 112).
+        count_weight: ``β``, the weight of the count appended to the label (paper: 0.2).
+        seed: seed of the sensing matrix ``D``.
+
+    Raises:
+        ConfigError: a size, count or seed is not a positive integer, or ``β`` is not a
+            finite positive number.
+    """
+
+    height: int
+    width: int
+    n_lines: int = 27
+    code_length: int = 112
+    count_weight: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_int("height", self.height, 1)
+        _check_int("width", self.width, 1)
+        _check_int("n_lines", self.n_lines, 1)
+        _check_int("code_length", self.code_length, 1)
+        _check_int("seed", self.seed, 0)
+        beta = self.count_weight
+        if (
+            isinstance(beta, bool)
+            or not isinstance(beta, Real)
+            or not math.isfinite(beta)
+            or beta <= 0
+        ):
+            raise ConfigError(f"count_weight (β) must be a finite number > 0, got {beta!r}")
+
+    # ------------------------------------------------------------------------- geometry
+
+    @property
+    def n(self) -> int:
+        """Sparse vector length ``n = ⌈√(h² + w²)⌉`` (§3.1); positions lie in ``[0, n]``."""
+        return math.ceil(math.hypot(self.height, self.width))
+
+    @property
+    def radius(self) -> float:
+        """``R = √(h² + w²)/2``, the offset that makes every position non-negative."""
+        return math.hypot(self.height, self.width) / 2
+
+    @property
+    def centre(self) -> np.ndarray:
+        """Patch centre ``(h/2, w/2)`` as ``(row, col)``."""
+        return np.array([self.height / 2, self.width / 2])
+
+    @property
+    def angles(self) -> Tensor:
+        """Orientations ``θ_l = π·l/L``, ``(L,)`` float64."""
+        return torch.arange(self.n_lines, dtype=torch.float64) * (math.pi / self.n_lines)
+
+    @property
+    def directions(self) -> np.ndarray:
+        """Unit vectors ``u_l = (sin θ_l, cos θ_l)`` in ``(row, col)``, ``(L, 2)``."""
+        theta = self.angles.numpy()
+        return np.stack([np.sin(theta), np.cos(theta)], axis=1)
+
+    def line_geometry(self) -> LineGeometry:
+        """Observation axes outside the patch, parallel to ``u_l`` (Fig. 3).
+
+        The axis of line ``l`` starts at ``q_l = c − R·u_l + R·v_l`` with
+        ``v_l = (−cos θ_l, sin θ_l)``: it is tangent to the circumscribed circle, so
+        it never crosses the patch, and a centroid projects onto it at ``q_l + t·u_l``.
+        """
+        u = self.directions
+        v = np.stack([-u[:, 1], u[:, 0]], axis=1)
+        origins = self.centre - self.radius * u + self.radius * v
+        return LineGeometry(origins=origins, directions=u, length=2 * self.radius)
+
+    # ------------------------------------------------------------------------- encoding
+
+    @cached_property
+    def _dictionary(self) -> Tensor:
+        generator = torch.Generator().manual_seed(self.seed)
+        D = torch.randn(self.code_length, self.n, generator=generator, dtype=torch.float32)
+        return D / math.sqrt(self.code_length)
+
+    @property
+    def dictionary(self) -> Tensor:
+        """Sensing matrix ``D (m, n)``, i.i.d. ``N(0, 1/m)`` (§3.2), float32, fixed by ``seed``.
+
+        A fresh copy on every access, so editing it (e.g. as a trainable start for
+        ECNNCS) never changes the codec.
+        """
+        return self._dictionary.clone()
+
+    def _check_points(self, points: np.ndarray, name: str) -> None:
+        if points.ndim < 1 or points.shape[-1] != 2:
+            raise InvalidInputError(
+                f"{name} must have shape (k, 2) of (row, col) pixels, got {tuple(points.shape)}"
+            )
+        if not np.isfinite(points).all():
+            raise InvalidInputError(f"{name} contains NaN or infinite coordinates")
+        rows, cols = points[..., 0], points[..., 1]
+        outside = (rows < 0) | (rows > self.height) | (cols < 0) | (cols > self.width)
+        if outside.any():
+            bad = points[outside][0]
+            raise InvalidInputError(
+                f"{name} has a centroid outside the {self.height}×{self.width} patch: "
+                f"(row, col) = ({bad[0]:g}, {bad[1]:g}); expected 0 <= row <= {self.height} "
+                f"and 0 <= col <= {self.width}"
+            )
+
+    def _project(self, points: np.ndarray) -> np.ndarray:
+        return (points - self.centre) @ self.directions.T + self.radius
+
+    def positions(self, centroids: np.ndarray | Tensor) -> Tensor:
+        """Continuous positions ``t = (p − c)·u_l + R`` of centroids on every line (Fig. 3).
+
+        Args:
+            centroids: ``(..., 2)`` ``(row, col)`` pixels, e.g. ``(k, 2)`` for one patch.
+
+        Returns:
+            ``(..., L)`` float64 positions in ``[0, 2R]``.
+
+        Raises:
+            InvalidInputError: wrong shape, NaN, or a centroid outside the patch.
+        """
+        points = _as_numpy(centroids, "centroids")
+        self._check_points(points, "centroids")
+        return torch.from_numpy(self._project(points))
+
+    def sparse(self, centroids: Sequence[np.ndarray | Tensor]) -> Tensor:
+        """Sparse codes ``a_l``: cell counts per position bin on every line (§3.1).
+
+        Args:
+            centroids: one ``(k_i, 2)`` array of ``(row, col)`` pixels per patch (``k_i``
+                may be 0; an empty list ``[]`` also means no cell).
+
+        Returns:
+            ``(B, L, n)`` float32; ``a[i, l, b]`` is the number of cells of patch ``i``
+            whose position on line ``l`` falls in bin ``b = min(⌊t⌋, n − 1)``.
+
+        Raises:
+            InvalidInputError: not a sequence, an item of the wrong shape, NaN, or a
+                centroid outside the patch.
+        """
+        items = self._batch(centroids)
+        a = torch.zeros(len(items), self.n_lines, self.n, dtype=torch.float32)
+        sizes = [len(p) for p in items]
+        if sum(sizes) == 0:
+            return a
+        points = np.concatenate(items)
+        bins = np.clip(np.floor(self._project(points)), 0, self.n - 1).astype(np.int64)
+        image = np.repeat(np.arange(len(items)), sizes)[:, None].repeat(self.n_lines, axis=1)
+        line = np.broadcast_to(np.arange(self.n_lines), bins.shape)
+        index = tuple(torch.from_numpy(np.array(i).ravel()) for i in (image, line, bins))
+        a.index_put_(index, torch.ones(bins.size), accumulate=True)
+        return a
+
+    def compress(self, a: Tensor, D: Tensor | None = None) -> Tensor:
+        """Dense codes ``x_l = D a_l`` for every line (eq. 1), differentiable in ``a`` and ``D``.
+
+        Args:
+            a: ``(B, L, n)`` sparse codes.
+            D: ``(m, n)`` sensing matrix; defaults to :attr:`dictionary` (moved to ``a``'s
+                device and dtype). A given ``D`` is used as is (e.g. a trained one, ECNNCS).
+
+        Returns:
+            ``(B, L, m)``.
+
+        Raises:
+            InvalidInputError: ``a`` or ``D`` is not a tensor of the expected shape.
+        """
+        if not isinstance(a, Tensor) or a.ndim != 3 or a.shape[1:] != (self.n_lines, self.n):
+            got = tuple(a.shape) if isinstance(a, Tensor) else type(a).__name__
+            raise InvalidInputError(
+                f"a must be a (B, L={self.n_lines}, n={self.n}) tensor, got {got}"
+            )
+        if D is None:
+            D = self._dictionary.to(device=a.device, dtype=a.dtype)
+        elif not isinstance(D, Tensor) or D.shape != (self.code_length, self.n):
+            got = tuple(D.shape) if isinstance(D, Tensor) else type(D).__name__
+            raise InvalidInputError(
+                f"D must be a (m={self.code_length}, n={self.n}) tensor, got {got}"
+            )
+        return a @ D.T
+
+    def encode(self, centroids: Sequence[np.ndarray | Tensor]) -> Tensor:
+        """Training label ``{x, βc}`` (§3.1, §4.1): concatenated line codes, then ``β·count``.
+
+        Args:
+            centroids: one ``(k_i, 2)`` array of ``(row, col)`` pixels per patch.
+
+        Returns:
+            ``(B, L·m + 1)`` float32; ``[:, :L·m]`` is ``x_1 … x_L`` line after line and
+            ``[:, -1]`` is ``β·k_i``.
+        """
+        a = self.sparse(centroids)
+        x = self.compress(a).reshape(len(a), -1)
+        count = a[:, 0].sum(dim=1, keepdim=True)
+        return torch.cat([x, self.count_weight * count], dim=1)
+
+    def split(self, code: Tensor) -> tuple[Tensor, Tensor]:
+        """Inverse of the concatenation in :meth:`encode` (views, differentiable).
+
+        Args:
+            code: ``(B, L·m + 1)`` label or network output.
+
+        Returns:
+            Dense codes per line ``(B, L, m)`` and the count ``c = code[:, -1] / β`` ``(B,)``.
+
+        Raises:
+            InvalidInputError: ``code`` is not a ``(B, L·m + 1)`` tensor.
+        """
+        size = self.n_lines * self.code_length + 1
+        if not isinstance(code, Tensor) or code.ndim != 2 or code.shape[1] != size:
+            got = tuple(code.shape) if isinstance(code, Tensor) else type(code).__name__
+            raise InvalidInputError(
+                f"code must be a (B, L·m + 1 = {size}) tensor "
+                f"(L={self.n_lines}, m={self.code_length}), got {got}"
+            )
+        x = code[:, :-1].reshape(len(code), self.n_lines, self.code_length)
+        return x, code[:, -1] / self.count_weight
+
+    def _batch(self, centroids: Sequence[np.ndarray | Tensor]) -> list[np.ndarray]:
+        if isinstance(centroids, str) or not isinstance(centroids, Sequence | np.ndarray | Tensor):
+            raise InvalidInputError(
+                "centroids must be a sequence with one (k, 2) array per patch, "
+                f"got {type(centroids).__name__}"
+            )
+        items = []
+        for i, item in enumerate(centroids):
+            points = _as_numpy(item, f"centroids[{i}]")
+            if points.size == 0:
+                points = points.reshape(0, 2)
+            if points.ndim != 2:
+                raise InvalidInputError(
+                    f"centroids[{i}] must have shape (k, 2), got {tuple(points.shape)}; "
+                    "pass a list with one (k, 2) array per patch"
+                )
+            self._check_points(points, f"centroids[{i}]")
+            items.append(points)
+        return items
+
+
+def _as_numpy(x: object, name: str) -> np.ndarray:
+    if isinstance(x, Tensor):
+        x = x.detach().cpu().double().numpy()
+    try:
+        points = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} must be an array of (row, col) floats") from exc
+    return points

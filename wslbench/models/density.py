@@ -1,0 +1,416 @@
+"""Density-map regression baseline (FCRN-A, Xie, Noble & Zisserman 2016) for cell detection.
+
+Xue et al. (CNNCS) compare their compressed-sensing detector with density-map
+methods; this module gives wslbench that comparison. Xie et al. 2016 ("Microscopy
+cell counting and detection with fully convolutional regression networks")
+regress a density map whose integral over a region is the number of cells in it:
+
+* **Target** (:func:`density_target`): each annotated centroid becomes a dot of
+  mass ``dot_value = 100`` smoothed by a Gaussian of ``σ = 1`` pixel (the
+  scaling by 100 keeps the regression targets away from zero); the count is
+  ``sum / 100`` (:func:`count_from_density`).
+* **Network** (:class:`DensityNet`): FCRN-A, a fully convolutional
+  encoder–decoder: ``depth`` blocks of 3×3 convolution + ReLU + 2×2 max
+  pooling (32, 64, 128 channels), a 3×3 convolution standing in for the fully
+  connected layer (512), then ``depth`` blocks of ×2 bilinear upsampling + 3×3
+  convolution + ReLU (128, 64, 32) and a 1×1 linear output.
+* **Training** (:func:`train_density_net`): mean squared error between predicted
+  and target maps.
+* **Detection** (:func:`detect_peaks`): cells are the local maxima of the
+  predicted map above a threshold, which can then be scored with
+  :func:`~wslbench.metrics.detection.compute_detection_scores` (Xue et al., 4.2).
+
+Choices where the sources are silent or where we deviate on purpose:
+
+* A Gaussian that would spill over the image border is renormalised to the part
+  inside the image (truncated at 4σ, like :func:`scipy.ndimage.gaussian_filter`),
+  so every cell contributes exactly ``dot_value`` and border cells are counted in
+  full (their peak is correspondingly higher: up to 4× in a corner). Centroids may be sub-pixel; the Gaussian is centred on the exact position
+  (pixel ``(i, j)`` has its centre at coordinates ``(i, j)``).
+* ``batch_norm=True`` (default) adds batch normalisation after every hidden
+  convolution, as in the authors' public re-release (``WeidiXie/cell_counting_v2``);
+  the 2016 paper has none.
+* H and W must be divisible by ``2 ** depth`` (8 for FCRN-A); pad the image
+  otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from wslbench.errors import ConfigError, InvalidInputError
+from wslbench.metrics.froc import extract_candidates
+from wslbench.seeding import torch_generator
+from wslbench.training.progress import ProgressCallback, StopRequested, report
+
+__all__ = [
+    "DensityNet",
+    "DensityTrainingResult",
+    "count_from_density",
+    "density_target",
+    "detect_peaks",
+    "train_density_net",
+]
+
+_TRUNCATE = 4.0  # Gaussian support in σ, as scipy.ndimage.gaussian_filter
+
+
+def _centroids(centroids: object, shape: tuple[int, int]) -> np.ndarray:
+    if isinstance(centroids, torch.Tensor):
+        centroids = centroids.detach().cpu().numpy()
+    try:
+        c = np.asarray(centroids, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"centroids must be a numeric (n, 2) array, got {type(centroids).__name__}"
+        ) from exc
+    if c.size == 0:
+        return np.zeros((0, 2))
+    if c.ndim != 2 or c.shape[1] != 2:
+        raise InvalidInputError(f"centroids must have shape (n, 2) of (row, col), got {c.shape}")
+    if not np.isfinite(c).all():
+        raise InvalidInputError("centroids contain NaN or Inf; expected finite coordinates")
+    limits = np.asarray(shape, dtype=np.float64) - 0.5
+    outside = ((c < -0.5) | (c >= limits)).any(axis=1)
+    if outside.any():
+        raise InvalidInputError(
+            f"{int(outside.sum())} centroid(s) lie outside the {shape[0]}×{shape[1]} image, "
+            f"e.g. {c[np.flatnonzero(outside)[0]].tolist()}"
+        )
+    return c
+
+
+def _gaussian_1d(centres: np.ndarray, size: int, sigma: float) -> np.ndarray:
+    """``(n, size)`` truncated Gaussians centred on ``centres``, each summing to 1."""
+    x = np.arange(size, dtype=np.float64)[None, :] - centres[:, None]
+    z = -0.5 * (x / sigma) ** 2
+    g = np.exp(z - z.max(axis=1, keepdims=True))  # the nearest pixel gets 1: no underflow
+    g[np.abs(x) > max(_TRUNCATE * sigma, 0.5)] = 0.0  # never cut the nearest pixel
+    return g / g.sum(axis=1, keepdims=True)
+
+
+def density_target(
+    centroids: np.ndarray | torch.Tensor | Sequence[Sequence[float]],
+    shape: tuple[int, int],
+    *,
+    sigma: float = 1.0,
+    dot_value: float = 100.0,
+) -> np.ndarray:
+    """FCRN training target: a ``dot_value`` dot per cell smoothed by a Gaussian of ``σ``.
+
+    Xie et al. 2016 (dots of 100 convolved with a Gaussian of σ = 1). The
+    Gaussian is separable and, being renormalised inside the image, puts exactly
+    ``dot_value`` in the map for each cell, border cells included, so
+    ``density.sum() == dot_value * n_cells`` (module docstring).
+
+    Args:
+        centroids: ``(n, 2)`` cell centroids ``(row, col)`` inside the image (their
+            rounded position must be a pixel); empty for no cell.
+        shape: ``(H, W)`` of the map.
+        sigma: Gaussian standard deviation in pixels, ``> 0``.
+        dot_value: mass of each cell, ``> 0``.
+
+    Returns:
+        ``(H, W)`` float64 density map.
+    """
+    if len(shape) != 2 or any(
+        isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 1 for s in shape
+    ):
+        raise InvalidInputError(f"shape must be (H, W) positive integers, got {shape!r}")
+    h, w = int(shape[0]), int(shape[1])
+    for name, value in (("sigma", sigma), ("dot_value", dot_value)):
+        if not math.isfinite(value) or value <= 0:
+            raise InvalidInputError(f"{name} must be a finite number > 0, got {value}")
+    c = _centroids(centroids, (h, w))
+    if c.shape[0] == 0:
+        return np.zeros((h, w))
+    rows = _gaussian_1d(c[:, 0], h, sigma)
+    cols = _gaussian_1d(c[:, 1], w, sigma)
+    return dot_value * rows.T @ cols
+
+
+def count_from_density(
+    density: np.ndarray | torch.Tensor, *, dot_value: float = 100.0
+) -> float | np.ndarray:
+    """Cell count as the integral of a density map divided by ``dot_value`` (Xie et al. 2016).
+
+    Args:
+        density: ``(H, W)`` map or ``(B, 1, H, W)`` batch.
+        dot_value: mass of one cell in the map (100 in FCRN).
+
+    Returns:
+        A float for an ``(H, W)`` map, a ``(B,)`` float64 array for a batch.
+    """
+    d = _density_array(density)
+    if not math.isfinite(dot_value) or dot_value <= 0:
+        raise InvalidInputError(f"dot_value must be a finite number > 0, got {dot_value}")
+    if d.ndim == 2:
+        return float(d.sum() / dot_value)
+    return d.sum(axis=(1, 2, 3)) / dot_value
+
+
+def _density_array(density: object) -> np.ndarray:
+    if isinstance(density, torch.Tensor):
+        density = density.detach().cpu().numpy()
+    d = np.asarray(density, dtype=np.float64)
+    if not (d.ndim == 2 or (d.ndim == 4 and d.shape[1] == 1)):
+        raise InvalidInputError(f"density must be (H, W) or (B, 1, H, W), got shape {d.shape}")
+    if not np.isfinite(d).all():
+        raise InvalidInputError("density contains NaN or Inf; expected finite values")
+    return d
+
+
+def detect_peaks(
+    density: np.ndarray | torch.Tensor, *, min_distance: int = 3, threshold: float = 8.0
+) -> list[np.ndarray]:
+    """Cell centroids as local maxima of a density map (Xie et al. 2016, detection).
+
+    Uses :func:`~wslbench.metrics.extract_candidates`: a pixel is kept when it is
+    the maximum of its ``(2·min_distance + 1)``-wide window, its value is
+    ``> threshold``, and no higher kept maximum lies within Chebyshev distance
+    ``min_distance``. With ``σ = 1`` and ``dot_value = 100`` an isolated cell
+    peaks at about ``100 / (2π) ≈ 15.9``; the default threshold is about half of
+    that. For a fair comparison fit it on training images: score the peaks with
+    :func:`~wslbench.metrics.extract_candidates` and pick the threshold with
+    :func:`~wslbench.metrics.detection.best_f1_threshold`.
+
+    Args:
+        density: ``(H, W)`` map or ``(B, 1, H, W)`` batch.
+        min_distance: suppression radius in pixels, ``>= 1``.
+        threshold: peaks must exceed this value.
+
+    Returns:
+        One ``(k, 2)`` float64 array of ``(row, col)`` per map (a list of one for
+        an ``(H, W)`` map), sorted by decreasing peak value.
+    """
+    d = _density_array(density)
+    maps = [d] if d.ndim == 2 else list(d[:, 0])
+    return [
+        extract_candidates(m, min_distance=min_distance, threshold=threshold)[:, :2] for m in maps
+    ]
+
+
+# ---------------------------------------------------------------------------------- network
+
+
+def _conv(in_ch: int, out_ch: int, batch_norm: bool) -> nn.Sequential:
+    """3×3 "same" convolution, (batch norm) and ReLU."""
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=not batch_norm)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(out_ch))
+    layers.append(nn.ReLU(inplace=False))
+    return nn.Sequential(*layers)
+
+
+class DensityNet(nn.Module):
+    """FCRN-A density regression network (Xie, Noble & Zisserman 2016, FCRN-A).
+
+    Args:
+        in_channels: channels of the input image (3 for RGB histology).
+        base_width: channels of the first level (32 in FCRN-A); level ``i`` has
+            ``base_width * 2 ** i``.
+        depth: number of 2×2 poolings and of ×2 upsamplings (3 in FCRN-A); H and W
+            must be divisible by ``2 ** depth``.
+        bottleneck_width: channels of the bottleneck convolution (512 in FCRN-A);
+            ``None`` gives ``base_width * 2 ** (depth + 1)`` (512 for 32 and 3).
+        batch_norm: batch norm after every hidden convolution.
+
+    Shapes:
+        ``(B, in_channels, H, W) -> (B, 1, H, W)`` density map (linear output,
+        scaled like :func:`density_target`).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        base_width: int = 32,
+        depth: int = 3,
+        bottleneck_width: int | None = None,
+        batch_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        if bottleneck_width is None:
+            bottleneck_width = base_width * 2 ** (depth + 1)
+        for name, value in (
+            ("in_channels", in_channels),
+            ("base_width", base_width),
+            ("depth", depth),
+            ("bottleneck_width", bottleneck_width),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"DensityNet {name} must be a positive integer, got {value!r}")
+        self.in_channels = in_channels
+        self.base_width = base_width
+        self.depth = depth
+        self.bottleneck_width = bottleneck_width
+        self.batch_norm = batch_norm
+
+        widths = [base_width * 2**i for i in range(depth)]
+        encoder: list[nn.Module] = []
+        c_in = in_channels
+        for w in widths:
+            encoder += [_conv(c_in, w, batch_norm), nn.MaxPool2d(2)]
+            c_in = w
+        self.encoder = nn.Sequential(*encoder)
+        self.bottleneck = _conv(c_in, bottleneck_width, batch_norm)
+        decoder: list[nn.Module] = []
+        c_in = bottleneck_width
+        for w in reversed(widths):
+            decoder += [
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                _conv(c_in, w, batch_norm),
+            ]
+            c_in = w
+        self.decoder = nn.Sequential(*decoder)
+        self.head = nn.Conv2d(widths[0], 1, 1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor) or x.ndim != 4:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise InvalidInputError(f"DensityNet expects a (B, C, H, W) tensor, got {shape}")
+        if x.shape[1] != self.in_channels:
+            raise InvalidInputError(
+                f"DensityNet was built for {self.in_channels} input channels, got {x.shape[1]}"
+            )
+        factor = 2**self.depth
+        h, w = x.shape[-2:]
+        if h % factor or w % factor:
+            raise InvalidInputError(
+                f"DensityNet of depth {self.depth} needs H and W divisible by {factor}, got "
+                f"{h}×{w}; pad the input (e.g. to {-(-h // factor) * factor}×"
+                f"{-(-w // factor) * factor})"
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Density map ``(B, 1, H, W)`` for images ``(B, C, H, W)``."""
+        self._check_input(x)
+        return self.head(self.decoder(self.bottleneck(self.encoder(x))))
+
+
+# ---------------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class DensityTrainingResult:
+    """Outcome of :func:`train_density_net`.
+
+    Attributes:
+        model: the trained model, in eval mode.
+        losses: mean training MSE of each completed epoch.
+        interrupted: whether a progress callback raised :class:`StopRequested`.
+    """
+
+    model: nn.Module
+    losses: list[float]
+    interrupted: bool
+
+
+def _positive(name: str, value: object, *, integer: bool) -> None:
+    kind = int if integer else int | float
+    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
+        what = "integer" if integer else "number"
+        raise InvalidInputError(f"{name} must be a positive {what}, got {value!r}")
+
+
+def _batches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """``perm`` in batches; a trailing batch of one joins the previous (batch norm needs 2)."""
+    parts = list(perm.split(batch_size))
+    if len(parts) > 1 and parts[-1].numel() == 1:
+        parts[-2:] = [torch.cat(parts[-2:])]
+    return parts
+
+
+def train_density_net(
+    model: nn.Module,
+    images: torch.Tensor,
+    centroids: Sequence[np.ndarray | torch.Tensor | Sequence[Sequence[float]]],
+    *,
+    epochs: int = 50,
+    lr: float = 1e-3,
+    batch_size: int = 8,
+    sigma: float = 1.0,
+    dot_value: float = 100.0,
+    progress: ProgressCallback | None = None,
+    seed: int = 0,
+) -> DensityTrainingResult:
+    """Train a density regressor with MSE against :func:`density_target` maps (Xie et al. 2016).
+
+    Every epoch visits the images once in a seeded random order; the loss is the
+    per-pixel mean squared error, optimised with Adam. The same seed gives the
+    same model and losses (the global RNG is forked, not changed).
+
+    Args:
+        model: maps ``(B, C, H, W)`` to ``(B, 1, H, W)`` (e.g. :class:`DensityNet`);
+            trained in place.
+        images: ``(N, C, H, W)`` float images (a CPU tensor is fine; batches move to
+            the model's device).
+        centroids: one ``(n_i, 2)`` array of ``(row, col)`` per image.
+        epochs: number of passes over the images.
+        lr: Adam learning rate.
+        batch_size: images per step (a trailing batch of one joins the previous).
+        sigma: Gaussian σ of the targets (1 in FCRN).
+        dot_value: mass of each cell in the targets (100 in FCRN).
+        progress: called as ``progress(epoch, epochs, {"loss": ...})`` after each
+            epoch; may raise :class:`StopRequested`, which ends training and returns
+            the result with ``interrupted=True``.
+        seed: seeds the data order and any other draw during training.
+
+    Returns:
+        :class:`DensityTrainingResult`.
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise InvalidInputError(f"images must be an (N, C, H, W) tensor, got {got}")
+    n = images.shape[0]
+    if n == 0 or len(centroids) != n:
+        raise InvalidInputError(
+            f"got {n} images and {len(centroids)} centroid arrays; expected one array per "
+            "image and at least one image"
+        )
+    _positive("epochs", epochs, integer=True)
+    _positive("batch_size", batch_size, integer=True)
+    _positive("lr", lr, integer=False)
+    shape = (int(images.shape[2]), int(images.shape[3]))
+    targets = torch.stack(
+        [
+            torch.as_tensor(density_target(c, shape, sigma=sigma, dot_value=dot_value))
+            for c in centroids
+        ]
+    ).to(torch.float32)[:, None]
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    losses: list[float] = []
+    interrupted = False
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        order_gen = torch_generator(seed)
+        optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+        for epoch in range(1, epochs + 1):
+            model.train()
+            total = 0.0
+            for idx in _batches(torch.randperm(n, generator=order_gen), batch_size):
+                x = images[idx].to(device=device, dtype=torch.float32)
+                loss = nn.functional.mse_loss(model(x), targets[idx].to(device))
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                total += float(loss.detach()) * idx.numel()
+            losses.append(total / n)
+            try:
+                report(progress, epoch, epochs, {"loss": losses[-1]})
+            except StopRequested:
+                interrupted = True
+                break
+    model.eval()
+    return DensityTrainingResult(model=model, losses=losses, interrupted=interrupted)
