@@ -15,6 +15,7 @@ browser at ``/usr/bin/chromium`` is used.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -34,11 +35,18 @@ PAGE_ERRORS = ("Traceback", "non-existing kernel", "timed out", "Error starting 
 
 
 @contextmanager
-def voila_server(root: Path, *, startup_s: float = 60.0) -> Iterator[str]:
-    """Serve ``root`` with Voila (tracebacks shown); yields the base URL."""
+def voila_server(
+    root: Path, *, startup_s: float = 60.0, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Serve ``root`` with Voila (tracebacks shown); yields the base URL.
+
+    ``env`` is added to the server's (and so its kernels') environment, e.g.
+    ``WSLBENCH_DASHBOARD_PRESET=smoke``.
+    """
     port = find_free_port()
     argv = voila_argv(root, port=port, show_tracebacks=True, cull_idle_s=60)
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_s
@@ -119,6 +127,19 @@ class Dashboard:
                 return last
             self.page.wait_for_timeout(100)
         raise AssertionError("the rendered image did not change (or never settled)")
+
+    def upload(self, path: str | Path, selector: str = ".widget-upload") -> None:
+        """Click the FileUpload button ``selector`` and choose ``path`` in the file chooser
+        (ipywidgets 8 creates its ``<input type=file>`` outside the page's DOM)."""
+        with self.page.expect_file_chooser() as chooser:
+            self.page.locator(selector).first.click()
+        chooser.value.set_files(str(path))
+
+    def wait_for_text(self, selector: str, text: str, timeout_s: float = 60.0) -> str:
+        """Wait until the element ``selector`` contains ``text``; returns its text."""
+        locator = self.page.locator(selector).filter(has_text=text).first
+        locator.wait_for(timeout=timeout_s * 1000)
+        return locator.inner_text()
 
     def screenshot(self, name: str) -> Path:
         """Save a full-page screenshot under the test's artifacts folder."""

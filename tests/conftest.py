@@ -24,11 +24,19 @@ def _seed_and_isolate_run_dir(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def voila_url() -> Iterator[str]:
-    """One Voila server on ``notebooks/dashboards`` for the whole browser session."""
+def voila_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Voila server on ``notebooks/dashboards`` for the whole browser session.
+
+    Its kernels train the dashboards' smoke models into a fresh cache and see an empty
+    runs folder, so no user model or cache is touched.
+    """
     from tests.browser import voila_server
 
-    with voila_server(ROOT / "notebooks" / "dashboards") as url:
+    base = tmp_path_factory.mktemp("dashboards")
+    (base / "runs").mkdir()
+    env = {"WSLBENCH_DASHBOARD_PRESET": "smoke", "WSLBENCH_CACHE_DIR": str(base / "cache"),
+           "WSLBENCH_RUNS_DIR": str(base / "runs")}
+    with voila_server(ROOT / "notebooks" / "dashboards", env=env) as url:
         yield url
 
 

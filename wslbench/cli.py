@@ -8,6 +8,7 @@ writing nothing.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -146,6 +147,8 @@ def _cmd_dashboards(args: argparse.Namespace) -> int:
     from wslbench.runner.notebooks import notebooks_root
     from wslbench.runner.voila import serve
 
+    # the kernels run in the dashboards folder: tell them where the run folders are
+    os.environ.setdefault("WSLBENCH_RUNS_DIR", str(Path(args.runs).resolve()))
     return serve(notebooks_root() / "dashboards", host=args.host, port=args.port)
 
 
@@ -224,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     dash = sub.add_parser("dashboards", help="serve the Voila dashboards (localhost only)")
     dash.add_argument("--host", default="127.0.0.1")
     dash.add_argument("--port", type=int, default=8866)
+    dash.add_argument("--runs", default="runs", help="runs folder the dashboards load models from")
     dash.set_defaults(func=_cmd_dashboards)
 
     golden = sub.add_parser("golden", help="regression golden files")

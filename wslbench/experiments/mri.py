@@ -432,3 +432,28 @@ def fold_table(runs: Mapping[int, MRIRun]) -> list[dict[str, float]]:
     """Per-fold best epoch and test balanced accuracy."""
     return [{"fold": k, "best_epoch": r.best_epoch, "test_balanced_accuracy": r.test_balanced_accuracy}
             for k, r in runs.items()]
+
+
+# --------------------------------------------------------------------------- models for the dashboard
+
+
+def run_metrics(run: MRIRun) -> dict[str, float]:
+    """Validation balanced accuracy of the kept epoch and the test balanced accuracy."""
+    out = {"test_balanced_accuracy": float(run.test_balanced_accuracy),
+           "best_epoch": float(run.best_epoch)}
+    best = run.history.loc[run.history["epoch"] == run.best_epoch, "val_balanced_accuracy"]
+    if len(best):
+        out["val_balanced_accuracy"] = float(best.iloc[0])
+    return out
+
+
+def save_model(run: MRIRun, config: MRIConfig) -> Path | None:
+    """Save the fold's CNN as the run's ``models/mri.pt`` for the MRI dashboard
+    (``None`` outside a run)."""
+    from wslbench.runner.model_store import save_run_model
+
+    return save_run_model("mri", run.model, config=config, metrics=run_metrics(run),
+                          notebook="05_mri_masks")
+
+
+__all__ += ["run_metrics", "save_model"]

@@ -52,7 +52,8 @@ def voila_argv(
         f"--MappingKernelManager.cull_idle_timeout={cull_idle_s}",
         "--MappingKernelManager.cull_interval=60",
         "--MappingKernelManager.cull_connected=False",
-        f"--Voila.tornado_settings={{'max_body_size': {MAX_UPLOAD_BYTES}, 'max_buffer_size': {MAX_UPLOAD_BYTES}}}",
+        f"--Voila.tornado_settings={{'max_body_size': {MAX_UPLOAD_BYTES}, 'max_buffer_size': {MAX_UPLOAD_BYTES}, "
+        f"'websocket_max_message_size': {MAX_UPLOAD_BYTES}}}",
         "--VoilaConfiguration.file_allowlist=[]",
     ]
 
