@@ -33,6 +33,10 @@ Conventions (the paper does not fix them):
   locates a cell within half a pixel. ``a_l[b]`` counts the cells in bin ``b``:
   two cells falling into one bin add up to 2 (§3.1: "two or more cells may be
   projected to the same location"; the other lines still separate them).
+  ``bin_size = s`` (default 1 px, the paper's) makes bins ``s`` pixels wide:
+  ``n = ⌈√(h² + w²)/s⌉``, ``bin = min(⌊t/s⌋, n − 1)``, decoded at ``(b + 0.5)·s``;
+  coarser bins trade localisation (±s/2 per line) for a code a small CNN can
+  learn (the small presets use them).
 * **Code length.** ``m > n`` is allowed (no compression, e.g. tiny smoke
   patches); the paper's settings have ``m ≪ n`` (``m = 112``, ``n = 368`` for
   260-px patches, §4.3).
@@ -91,6 +95,7 @@ class ProjectionCodec:
         code_length: dense code length ``m`` per line (paper: 112).
         count_weight: ``β``, the weight of the count appended to the label (paper: 0.2).
         seed: seed of the sensing matrix ``D``.
+        bin_size: width of a position bin in pixels (1 in the paper; see the module docstring).
 
     Raises:
         ConfigError: a size, count or seed is not a positive integer, or ``β`` is not a
@@ -103,6 +108,7 @@ class ProjectionCodec:
     code_length: int = 112
     count_weight: float = 0.2
     seed: int = 0
+    bin_size: float = 1.0
 
     def __post_init__(self) -> None:
         _check_int("height", self.height, 1)
@@ -118,13 +124,16 @@ class ProjectionCodec:
             or beta <= 0
         ):
             raise ConfigError(f"count_weight (β) must be a finite number > 0, got {beta!r}")
+        size = self.bin_size
+        if isinstance(size, bool) or not isinstance(size, Real) or not math.isfinite(size) or size <= 0:
+            raise ConfigError(f"bin_size must be a finite number of pixels > 0, got {size!r}")
 
     # ------------------------------------------------------------------------- geometry
 
     @property
     def n(self) -> int:
-        """Sparse vector length ``n = ⌈√(h² + w²)⌉`` (§3.1); positions lie in ``[0, n]``."""
-        return math.ceil(math.hypot(self.height, self.width))
+        """Sparse vector length ``n = ⌈√(h² + w²) / bin_size⌉`` (§3.1 with 1-px bins)."""
+        return math.ceil(math.hypot(self.height, self.width) / self.bin_size - 1e-9)
 
     @property
     def radius(self) -> float:
@@ -233,7 +242,7 @@ class ProjectionCodec:
         if sum(sizes) == 0:
             return a
         points = np.concatenate(items)
-        bins = np.clip(np.floor(self._project(points)), 0, self.n - 1).astype(np.int64)
+        bins = np.clip(np.floor(self._project(points) / self.bin_size), 0, self.n - 1).astype(np.int64)
         image = np.repeat(np.arange(len(items)), sizes)[:, None].repeat(self.n_lines, axis=1)
         line = np.broadcast_to(np.arange(self.n_lines), bins.shape)
         index = tuple(torch.from_numpy(np.array(i).ravel()) for i in (image, line, bins))

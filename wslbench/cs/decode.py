@@ -178,7 +178,7 @@ class _PeakTable:
     def __init__(
         self, codec: ProjectionCodec, line: np.ndarray, position: np.ndarray, tolerance: float
     ) -> None:
-        stride = 3.0 * (codec.n + tolerance)
+        stride = 3.0 * (codec.n * codec.bin_size + tolerance)
         self.values = np.sort(np.concatenate([[-np.inf], position + line * stride, [np.inf]]))
         self.shift = np.arange(codec.n_lines) * stride
         self.projection = codec.directions.T  # (2, L)
@@ -260,6 +260,7 @@ def _decode_one(
 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
     lines = codec.n_lines
     line, position, height = find_peaks(a_hat, threshold=threshold, radius=peak_radius)
+    position = position * codec.bin_size  # bin units → pixels along the line
     order = np.lexsort((-height, line))  # by line, highest peak first
     height_rank = np.empty_like(line)
     height_rank[order] = np.arange(len(line)) - np.searchsorted(line[order], line[order])
@@ -318,7 +319,7 @@ def decode(
     bandwidth: float,
     count: Tensor | None = None,
     min_votes: int | None = None,
-    tolerance: float = 2.0,
+    tolerance: float | None = None,
     peak_radius: int = 1,
     max_peaks: int = 32,
     min_angle: float = 5 * math.pi / 12,
@@ -337,7 +338,7 @@ def decode(
             given, at most ``round(count)`` centres are kept per image.
         min_votes: lines that must support a candidate, ``2 … L``; default ``max(2, ⌈L/2⌉)``.
         tolerance: distance in pixels between a candidate's projection and a peak for
-            that line to vote for it.
+            that line to vote for it; ``None``: max(2, ``codec.bin_size``).
         peak_radius: half-width in bins of the peak window (non-maximum suppression).
         max_peaks: the highest peaks kept per line; the work grows with its square, so
             it bounds the time spent on noisy codes with a low threshold.
@@ -365,6 +366,8 @@ def decode(
     min_votes = max(2, math.ceil(lines / 2)) if min_votes is None else min_votes
     _check_positive("threshold", threshold)
     _check_positive("bandwidth", bandwidth)
+    if tolerance is None:  # 2 px, or one bin when bins are coarser
+        tolerance = max(2.0, codec.bin_size)
     _check_positive("tolerance", tolerance)
     if isinstance(min_votes, bool) or not isinstance(min_votes, int) or not 2 <= min_votes <= lines:
         raise ConfigError(f"min_votes must be an integer in [2, {lines}], got {min_votes!r}")

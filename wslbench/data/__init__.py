@@ -93,6 +93,7 @@ from wslbench.data.parcellation import (
     load_parcellation,
 )
 from wslbench.data.real_images import (
+    load_skimage_cell,
     load_skimage_ihc,
     load_skimage_microaneurysms,
     load_skimage_retina,
@@ -177,6 +178,7 @@ from wslbench.data.unlabelled import (
 )
 
 __all__ = [
+    "load_skimage_cell",
     # synthetic fundus
     "LESION_TYPES",
     "CONFOUNDER_TYPES",

@@ -20,7 +20,7 @@ import numpy as np
 
 from wslbench.errors import DataNotFoundError
 
-__all__ = ["load_skimage_retina", "load_skimage_microaneurysms", "load_skimage_ihc"]
+__all__ = ["load_skimage_retina", "load_skimage_microaneurysms", "load_skimage_ihc", "load_skimage_cell"]
 
 
 def _load(name: str) -> np.ndarray:
@@ -81,3 +81,16 @@ def load_skimage_ihc() -> np.ndarray:
         ``(512, 512, 3)`` float32 RGB in [0, 1] (8-bit values divided by 255).
     """
     return _to_unit(_load("immunohistochemistry")[..., :3])
+
+
+def load_skimage_cell() -> np.ndarray:
+    """The scikit-image phase-contrast microscopy image of cells (CC0).
+
+    Returns:
+        ``(H, W, 3)`` float32 in [0, 1]: the grey image replicated into three channels so
+        that it fits the 3-channel cell detectors (no colour is reconstructed).
+    """
+    img = _to_unit(_load("cell"))
+    if img.ndim == 3:
+        img = img[..., 0]
+    return np.repeat(img[..., None], 3, axis=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from wslbench.losses.cs import cnncs_loss
 from wslbench.losses.entropy import entropy_loss
 from wslbench.losses.robust import (
     ALPHA_MAX,
@@ -34,6 +35,7 @@ from wslbench.losses.ssl import (
 )
 
 __all__ = [
+    "cnncs_loss",
     "CRITERIA",
     "SparsityEnhancedLoss",
     "sparsity_enhanced_loss",

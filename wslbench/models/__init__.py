@@ -63,3 +63,27 @@ __all__ = [
     "create_ssl_model",
     "list_ssl_models",
 ]
+
+from wslbench.models.cnncs import CNNCS, CNNCS_VARIANTS, CNNCSOutput, CodeRegressor  # noqa: E402
+from wslbench.models.density import (  # noqa: E402
+    DensityNet,
+    count_from_density,
+    density_target,
+    detect_peaks,
+    train_density_net,
+)
+from wslbench.models.local_maxima import DARKNESS_MAPS, LocalMaximaDetector  # noqa: E402
+
+__all__ += [
+    "CNNCS",
+    "CNNCS_VARIANTS",
+    "CNNCSOutput",
+    "CodeRegressor",
+    "DensityNet",
+    "count_from_density",
+    "density_target",
+    "detect_peaks",
+    "train_density_net",
+    "DARKNESS_MAPS",
+    "LocalMaximaDetector",
+]

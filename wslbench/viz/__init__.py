@@ -34,3 +34,19 @@ __all__ = [
     "orthogonal_slices",
     "orthogonal_slices_figure",
 ]
+
+from wslbench.viz.cells import (  # noqa: E402
+    detection_figure,
+    detection_grid_figure,
+    draw_detections,
+    encoding_figure,
+    solver_curves_figure,
+)
+
+__all__ += [
+    "detection_figure",
+    "detection_grid_figure",
+    "draw_detections",
+    "encoding_figure",
+    "solver_curves_figure",
+]
