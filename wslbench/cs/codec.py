@@ -60,7 +60,12 @@ from torch import Tensor
 
 from wslbench.errors import ConfigError, InvalidInputError
 
-__all__ = ["LineGeometry", "ProjectionCodec"]
+__all__ = ["LineGeometry", "ProjectionCodec", "MAX_CODE_ENTRIES"]
+
+#: Largest ``max(m, L) · n`` a codec accepts (the paper: 112 · 368 ≈ 4·10⁴): far above any
+#: real patch, small enough that ``D`` and one patch's sparse code fit in memory (about
+#: 64 MiB each in float32), so an absurd size fails at construction instead of exhausting memory.
+MAX_CODE_ENTRIES = 2**24
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,14 @@ class ProjectionCodec:
         size = self.bin_size
         if isinstance(size, bool) or not isinstance(size, Real) or not math.isfinite(size) or size <= 0:
             raise ConfigError(f"bin_size must be a finite number of pixels > 0, got {size!r}")
+        entries = max(self.code_length, self.n_lines) * self.n
+        if entries > MAX_CODE_ENTRIES:
+            raise ConfigError(
+                f"a {self.height}×{self.width} patch with bin_size {size:g} gives n = {self.n} "
+                f"bins per line: the (m, n) sensing matrix or the (L, n) sparse code of one patch "
+                f"would hold {entries} entries; expected at most {MAX_CODE_ENTRIES} (use smaller "
+                "patches or coarser bins)"
+            )
 
     # ------------------------------------------------------------------------- geometry
 
@@ -191,7 +204,9 @@ class ProjectionCodec:
                 f"{name} must have shape (k, 2) of (row, col) pixels, got {tuple(points.shape)}"
             )
         if not np.isfinite(points).all():
-            raise InvalidInputError(f"{name} contains NaN or infinite coordinates")
+            raise InvalidInputError(
+                f"{name} contains NaN or infinite coordinates; expected finite (row, col) pixels"
+            )
         rows, cols = points[..., 0], points[..., 1]
         outside = (rows < 0) | (rows > self.height) | (cols < 0) | (cols > self.width)
         if outside.any():
@@ -341,5 +356,7 @@ def _as_numpy(x: object, name: str) -> np.ndarray:
     try:
         points = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{name} must be an array of (row, col) floats") from exc
+        raise InvalidInputError(
+            f"{name} must be an array of (row, col) floats, got {type(x).__name__} ({exc})"
+        ) from exc
     return points

@@ -360,7 +360,7 @@ def decode(
         raise InvalidInputError(f"a_hat must be a (B, L={lines}, n={codec.n}) tensor, got {got}")
     values = a_hat.detach().cpu().double().numpy()
     if not np.isfinite(values).all():
-        raise InvalidInputError("a_hat contains NaN or infinite values")
+        raise InvalidInputError("a_hat contains NaN or infinite values; expected finite codes")
     if lines < 2:
         raise ConfigError(f"decoding needs at least 2 observation lines, the codec has {lines}")
     min_votes = max(2, math.ceil(lines / 2)) if min_votes is None else min_votes
@@ -375,7 +375,8 @@ def decode(
         raise ConfigError(f"peak_radius must be an integer >= 0, got {peak_radius!r}")
     if isinstance(max_peaks, bool) or not isinstance(max_peaks, int) or max_peaks < 1:
         raise ConfigError(f"max_peaks must be an integer >= 1, got {max_peaks!r}")
-    if not 0 < min_angle <= math.pi / 2:
+    if isinstance(min_angle, bool) or not isinstance(min_angle, int | float) \
+            or not 0 < min_angle <= math.pi / 2:
         raise ConfigError(f"min_angle must be in (0, π/2] radians, got {min_angle!r}")
     keeps: list[int | None] = [None] * len(values)
     if count is not None:
@@ -384,7 +385,7 @@ def decode(
             raise InvalidInputError(f"count must be a ({len(values)},) tensor, got {got}")
         counts = count.detach().cpu().double().numpy()
         if not np.isfinite(counts).all():
-            raise InvalidInputError("count contains NaN or infinite values")
+            raise InvalidInputError("count contains NaN or infinite values; expected finite counts")
         keeps = [max(round(c), 0) for c in counts]
 
     pairs = _pairs(codec.angles.numpy(), min_angle)

@@ -134,7 +134,8 @@ def sparse_recovery(
         solver = create_solver(solver, **solver_kwargs)
     elif solver_kwargs:
         raise ConfigError(
-            f"solver keyword arguments {sorted(solver_kwargs)} need a solver name, not an instance"
+            f"solver keyword arguments {sorted(solver_kwargs)} need a solver name, not an "
+            "instance; expected solver=<name> with them, or an instance already configured"
         )
     if not callable(getattr(solver, "solve", None)):
         raise ConfigError(

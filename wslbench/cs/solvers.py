@@ -440,7 +440,10 @@ class LISTA(nn.Module):
                 f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}"
             )
         if x.dtype != self.W.dtype:
-            raise InvalidInputError(f"x has dtype {x.dtype} but LISTA's weights are {self.W.dtype}")
+            raise InvalidInputError(
+                f"x has dtype {x.dtype} but LISTA's weights are {self.W.dtype}; expected x of "
+                "the weights' dtype (or convert the LISTA with .to(dtype))"
+            )
         if not bool(torch.isfinite(x).all()):
             raise InvalidInputError("x must be finite (no NaN or inf)")
         bias = x @ self.W.t()
@@ -459,6 +462,6 @@ class LISTA(nn.Module):
         if tuple(D.shape) != (self.n_measurements, self.n_atoms):
             raise InvalidInputError(
                 f"D has shape {tuple(D.shape)} but this LISTA was built for "
-                f"({self.n_measurements}, {self.n_atoms})"
+                f"({self.n_measurements}, {self.n_atoms}); expected D of that shape"
             )
         return self(x)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import gzip
 import html
 import io
+import re
+import warnings
 import zlib
 from dataclasses import dataclass
 
@@ -38,6 +40,8 @@ __all__ = [
 ]
 
 MiB = 1024 * 1024
+#: Control characters (NUL, newlines, escapes...) are never shown as such in a message.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _KIND_NAMES = {"png": "PNG image", "jpeg": "JPEG image", "tiff": "TIFF image",
                "nifti": "NIfTI volume", "gzip": "gzip file (.nii.gz?)"}
 
@@ -51,14 +55,17 @@ class UploadedFile:
 
     @property
     def shown_name(self) -> str:
-        """The name, HTML-escaped and shortened, for messages."""
-        name = self.name if len(self.name) <= 80 else self.name[:77] + "..."
+        """The name, control characters replaced by ``?``, shortened and HTML-escaped, for
+        messages (it is only ever shown, never used as a path)."""
+        name = _CONTROL.sub("?", self.name)
+        name = name if len(name) <= 80 else name[:77] + "..."
         return html.escape(name or "(no name)")
 
     @property
     def suffix(self) -> str:
-        """Lower-case extension (``.nii.gz`` kept whole), from the name's text only."""
-        low = self.name.lower()
+        """Lower-case extension (``.nii.gz`` kept whole) of the name's last component
+        (after the last ``/`` or ``\\``), from the name's text only."""
+        low = re.split(r"[/\\]", self.name.lower())[-1]
         if low.endswith(".nii.gz"):
             return ".nii.gz"
         dot = low.rfind(".")
@@ -103,16 +110,40 @@ MRI_POLICY = UploadPolicy("a 3D gray-matter map in MNI space (NIfTI .nii or .nii
                           (".nii", ".nii.gz"), 9 * MiB, min_side=8, max_side=512, colour=False)
 
 
+_EXPECTED_VALUE = ("expected a FileUpload value: a tuple of dicts with a 'name' and a bytes "
+                   "'content' (ipywidgets 8), or a dict of such dicts by name (ipywidgets 7)")
+
+
 def read_upload(value: object) -> UploadedFile | None:
-    """The first file of a ``FileUpload.value`` (tuple of dicts; ``None`` when empty)."""
+    """The first file of a ``FileUpload.value`` (tuple of dicts; ``None`` when empty).
+
+    Raises:
+        InvalidInputError: ``value`` is not a FileUpload value (not a tuple/list/dict of
+            dicts, no ``content``, or a content that is not bytes).
+    """
     if isinstance(value, dict):  # ipywidgets 7 layout: name -> {"content": ...}
+        if not all(isinstance(v, dict) for v in value.values()):
+            bad = next(type(v).__name__ for v in value.values() if not isinstance(v, dict))
+            raise InvalidInputError(f"the upload widget sent a {bad} entry; {_EXPECTED_VALUE}")
         value = tuple({"name": k, **v} for k, v in value.items())
-    if not value:
+    if value is None or (isinstance(value, tuple | list) and not value):
         return None
+    if not isinstance(value, tuple | list):
+        raise InvalidInputError(
+            f"the upload widget sent a {type(value).__name__}; {_EXPECTED_VALUE}")
     item = value[0]
-    if not isinstance(item, dict) or "content" not in item:
-        raise InvalidInputError("the upload widget sent no file content; please try again")
-    return UploadedFile(str(item.get("name", "")), bytes(item["content"]))
+    if not isinstance(item, dict):
+        raise InvalidInputError(
+            f"the upload widget sent a {type(item).__name__} item; {_EXPECTED_VALUE}")
+    if "content" not in item:
+        raise InvalidInputError(
+            f"the upload widget sent no file content; {_EXPECTED_VALUE} (please try again)")
+    content = item["content"]
+    if not isinstance(content, bytes | bytearray | memoryview):
+        raise InvalidInputError(
+            f"the upload widget sent a 'content' of type {type(content).__name__}; "
+            f"{_EXPECTED_VALUE}")
+    return UploadedFile(str(item.get("name", "")), bytes(content))
 
 
 def sniff(content: bytes) -> str | None:
@@ -139,7 +170,8 @@ def _check_common(upload: UploadedFile, policy: UploadPolicy) -> None:
     if len(upload.content) > policy.max_bytes:
         raise InvalidInputError(
             f"“{name}” is {len(upload.content) / MiB:.1f} MB; the limit here is "
-            f"{policy.max_bytes / MiB:.0f} MB for {policy.what}."
+            f"{policy.max_bytes / MiB:.0f} MB: expected {policy.what} of at most "
+            f"{policy.max_bytes / MiB:.0f} MB."
         )
     if upload.suffix not in policy.extensions:
         raise DataFormatError(
@@ -156,7 +188,8 @@ def _wrong_kind(upload: UploadedFile, kind: str | None, policy: UploadPolicy) ->
         )
     return DataFormatError(
         f"“{upload.shown_name}” is a {_KIND_NAMES.get(kind, kind)}, but this dashboard expects "
-        f"{policy.what}."
+        f"{policy.what}; expected one of: "
+        f"{', '.join(_KIND_NAMES[k] for k in policy.kinds)}."
     )
 
 
@@ -177,21 +210,27 @@ def decode_image(upload: UploadedFile, policy: UploadPolicy) -> np.ndarray:
     if kind not in policy.kinds:
         raise _wrong_kind(upload, "nifti" if kind == "gzip" else kind, policy)
     name = upload.shown_name
+    width, height = _header_size(upload.content, kind)
+    if width is not None and height is not None:
+        _check_sides(name, width, height, policy)
     try:
-        with Image.open(io.BytesIO(upload.content)) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(upload.content))
+        with img:
             width, height = img.size
-            if max(width, height) > policy.max_side:
-                raise InvalidInputError(
-                    f"“{name}” is {width}×{height} pixels; the limit is {policy.max_side} "
-                    f"pixels per side for {policy.what}."
-                )
+            _check_sides(name, width, height, policy)
             img.load()
             mode = img.mode
             arr = np.asarray(img.convert("RGB") if mode not in ("L", "I;16", "I", "F") else img)
     except InvalidInputError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError,
-            Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise InvalidInputError(
+            f"“{name}” claims too many pixels ({html.escape(str(exc))[:120]}); expected "
+            f"{policy.what} of at most {policy.max_side}×{policy.max_side} pixels."
+        ) from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataFormatError(
             f"“{name}” could not be decoded as a {_KIND_NAMES[kind]} (truncated or corrupt: "
             f"{html.escape(str(exc))[:120]}); expected {policy.what}."
@@ -205,6 +244,16 @@ def decode_image(upload: UploadedFile, policy: UploadPolicy) -> np.ndarray:
         image = arr.astype(np.float32) / 255.0
     else:
         image = arr.astype(np.float32)
+        if not np.isfinite(image).all():
+            raise DataFormatError(
+                f"“{name}” holds {int(np.count_nonzero(~np.isfinite(image)))} NaN or infinite "
+                f"pixel value(s); expected {policy.what} with finite values."
+            )
+        if float(image.min()) < 0:
+            raise InvalidInputError(
+                f"“{name}” holds negative pixel values (min {float(image.min()):g}); expected "
+                f"{policy.what} with intensities >= 0."
+            )
         top = float(image.max())
         image = image / top if top > 0 else image
     grey = image.ndim == 2 or float(np.abs(image - image.mean(axis=2, keepdims=True)).max()) < 2 / 255
@@ -218,6 +267,23 @@ def decode_image(upload: UploadedFile, policy: UploadPolicy) -> np.ndarray:
     if float((flat.max(axis=0) - flat.min(axis=0)).max()) < 1 / 255:
         raise InvalidInputError(f"“{name}” is a blank (uniform) image; expected {policy.what}.")
     return np.ascontiguousarray(image)
+
+
+def _header_size(content: bytes, kind: str | None) -> tuple[int | None, int | None]:
+    """``(width, height)`` read from a PNG's IHDR chunk (``None`` for other formats): the
+    size is checked before Pillow even parses the file."""
+    if kind == "png" and len(content) >= 24 and content[12:16] == b"IHDR":
+        return int.from_bytes(content[16:20], "big"), int.from_bytes(content[20:24], "big")
+    return None, None
+
+
+def _check_sides(name: str, width: int, height: int, policy: UploadPolicy) -> None:
+    if max(width, height) > policy.max_side:
+        raise InvalidInputError(
+            f"“{name}” is {width}×{height} pixels; the limit is {policy.max_side} pixels per "
+            f"side: expected {policy.what} of at most {policy.max_side}×{policy.max_side} "
+            "pixels (it is not decoded)."
+        )
 
 
 def _gunzip(upload: UploadedFile, policy: UploadPolicy) -> bytes:
@@ -265,7 +331,8 @@ def decode_nifti(upload: UploadedFile, policy: UploadPolicy = MRI_POLICY) -> Dec
     name = upload.shown_name
     if kind in ("png", "jpeg", "tiff"):
         raise DataFormatError(
-            f"“{name}” is a 2D {_KIND_NAMES[kind]}; the MRI dashboard expects {policy.what}."
+            f"“{name}” is a 2D {_KIND_NAMES[kind]}; the MRI dashboard expects {policy.what}; "
+            "expected a 3D NIfTI volume."
         )
     raw = _gunzip(upload, policy) if kind == "gzip" else upload.content
     if sniff(raw) != "nifti":

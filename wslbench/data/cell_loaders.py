@@ -45,7 +45,14 @@ from pathlib import Path
 
 import numpy as np
 
-from wslbench.data._files import _check_root, _read_csv, _require_columns
+from wslbench.data._files import (
+    MAX_IMAGE_PIXELS,
+    _check_pixels,
+    _check_root,
+    _norm,
+    _read_csv,
+    _require_columns,
+)
 from wslbench.data.histology_loaders import load_histology_image
 from wslbench.errors import DataFormatError, DataNotFoundError, InvalidInputError
 
@@ -144,22 +151,38 @@ class CellFolderDataset:
 
 
 def _image_shape(path: Path) -> tuple[int, int]:
-    """``(H, W)`` from the file header, without decoding the pixels."""
+    """``(H, W)`` from the file header, without decoding the pixels.
+
+    A header claiming more than :data:`~wslbench.data._files.MAX_IMAGE_PIXELS` pixels
+    is refused here, before any image is decoded (a decompression bomb).
+    """
+    import warnings
+
+    from PIL import Image
+
     try:
         if path.suffix.lower() in _TIFF_SUFFIXES:
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
                 page = tif.pages[0]
-                return int(page.imagelength), int(page.imagewidth)
-        from PIL import Image
-
-        with Image.open(path) as im:
-            return int(im.height), int(im.width)
+                shape = int(page.imagelength), int(page.imagewidth)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    shape = int(im.height), int(im.width)
+    except Image.DecompressionBombError as exc:
+        raise DataFormatError(
+            f"image {path} is too large to decode ({exc}); expected at most "
+            f"{MAX_IMAGE_PIXELS} pixels"
+        ) from exc
     except Exception as exc:  # Pillow and tifffile raise many types on corrupt files
         raise DataFormatError(
             f"cannot read image {path}: {exc}; expected an uncorrupted JPEG/PNG/BMP/TIFF file"
         ) from exc
+    _check_pixels(path, shape[1], shape[0])
+    return shape
 
 
 def _number(text: str, path: Path, line: int) -> float:
@@ -170,7 +193,10 @@ def _number(text: str, path: Path, line: int) -> float:
             f"{path}, line {line}: {text!r} is not a number; expected numeric coordinates"
         ) from None
     if not math.isfinite(value):
-        raise DataFormatError(f"{path}, line {line}: {text!r} is not a finite number")
+        raise DataFormatError(
+            f"{path}, line {line}: {text!r} is not a finite number; expected finite numeric "
+            "coordinates"
+        )
     return value
 
 
@@ -186,7 +212,9 @@ def _raw_rows(path: Path) -> list[list[str]]:
                 dialect = csv.excel
             return [[v.strip() for v in row] for row in csv.reader(fh, dialect=dialect)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataFormatError(f"cannot read CSV file {path}: {exc}") from exc
+        raise DataFormatError(
+            f"cannot read CSV file {path}: {exc}; expected a UTF-8 text table of coordinates"
+        ) from exc
 
 
 def _is_number(text: str) -> bool:
@@ -197,15 +225,14 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _header_rows(path: Path, style: str, threshold: float) -> list[tuple[float, float, float]]:
+def _header_rows(path: Path, style: str, threshold: float, header: list[str]
+                 ) -> list[tuple[float, float, float]]:
     """``(row, col, confidence)`` rows of a CSV with a header (1.0: no confidence column)."""
     rows = _read_csv(path)
-    if not rows:
-        return []
-    have = set(rows[0])
+    have = {_norm(h) for h in header}
     pair = next((p for p in _HEADER_COLUMNS[style] if set(p) <= have), _HEADER_COLUMNS[style][0])
     needed = [pair[1], pair[0]] + (["confidence"] if style == "mitos_atypia14" else [])
-    _require_columns(rows, needed, path)
+    _require_columns(rows or [dict.fromkeys(have, "")], needed, path)
     out = []
     for line, row in enumerate(rows, start=2):
         conf = _number(row["confidence"], path, line) if style == "mitos_atypia14" else 1.0
@@ -261,11 +288,12 @@ def read_cell_csv(
     _check_style(style)
     path = Path(path)
     if not path.is_file():
-        raise DataNotFoundError(f"annotation file {path} does not exist")
+        raise DataNotFoundError(
+            f"annotation file {path} does not exist; expected a CSV file of mitosis centroids")
     rows = _raw_rows(path)
     first = next(([f for f in r if f != ""] for r in rows if any(f != "" for f in r)), [])
     if first and not any(_is_number(f) for f in first):
-        cells = _header_rows(path, style, confidence_threshold)
+        cells = _header_rows(path, style, confidence_threshold, first)
     else:
         cells = _positional_rows(path, style, rows, confidence_threshold)
     pts = np.array([(r, c) for r, c, _ in cells], np.float64).reshape(-1, 2)
@@ -284,8 +312,14 @@ def read_cell_csv(
 # --------------------------------------------------------------------------- folders
 
 
+def _is_real(value: object) -> bool:
+    """A finite real number (not a bool, not a string)."""
+    return (not isinstance(value, bool) and isinstance(value, int | float | np.number)
+            and math.isfinite(value))
+
+
 def _check_style(style: str) -> None:
-    if style not in CELL_STYLES:
+    if not isinstance(style, str) or style not in CELL_STYLES:
         raise InvalidInputError(f"unknown cell data style {style!r}; expected one of "
                                 f"{sorted(CELL_STYLES)}")
 
@@ -337,11 +371,12 @@ def load_cell_folder(
     if missing_csv not in (None, "error", "empty"):
         raise InvalidInputError(f"missing_csv must be None, 'error' or 'empty', got "
                                 f"{missing_csv!r}")
-    if not (math.isfinite(confidence_threshold) and 0.0 <= confidence_threshold <= 1.0):
+    if not (_is_real(confidence_threshold) and 0.0 <= confidence_threshold <= 1.0):
         raise InvalidInputError(
-            f"confidence_threshold must be in [0, 1], got {confidence_threshold}")
-    if min_radius is not None and not (math.isfinite(min_radius) and min_radius > 0):
-        raise InvalidInputError(f"min_radius must be a positive number or None, got {min_radius}")
+            f"confidence_threshold must be a number in [0, 1], got {confidence_threshold!r}")
+    if min_radius is not None and not (_is_real(min_radius) and min_radius > 0):
+        raise InvalidInputError(
+            f"min_radius must be a positive number or None, got {min_radius!r}")
     allow_missing = CELL_STYLES[style] if missing_csv is None else missing_csv == "empty"
     root = _check_root(root, f"{style} cell data")
     images = sorted(p for p in root.rglob("*") if p.is_file()

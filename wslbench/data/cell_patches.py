@@ -81,16 +81,39 @@ def _positive_int(value: object, name: str) -> int:
 
 
 def _spatial(image: np.ndarray, name: str = "image") -> np.ndarray:
-    arr = np.asarray(image)
+    try:
+        arr = np.asarray(image)
+    except ValueError as exc:  # ragged nested lists
+        raise InvalidInputError(
+            f"{name} must be an (H, W) or (C, H, W) array, got a ragged "
+            f"{type(image).__name__}") from exc
     if arr.ndim not in (2, 3):
         raise InvalidInputError(
             f"{name} must be (H, W) or (C, H, W) with the spatial axes last, got shape "
             f"{arr.shape}")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise InvalidInputError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise InvalidInputError(
+            f"{name} holds {int(np.count_nonzero(~np.isfinite(arr)))} NaN or infinite "
+            "value(s); expected finite pixel values")
     return arr
 
 
+def _sequence(value: object, name: str) -> None:
+    if isinstance(value, str | bytes) or not hasattr(value, "__len__"):
+        raise InvalidInputError(
+            f"{name} must be a sequence (one entry per image or tile), got "
+            f"{type(value).__name__}")
+
+
 def _centroids(centroids: object, name: str = "centroids") -> np.ndarray:
-    arr = np.asarray(centroids, dtype=np.float64)
+    try:
+        arr = np.asarray(centroids, dtype=np.float64)
+    except (TypeError, ValueError) as exc:  # strings, ragged lists
+        raise InvalidInputError(
+            f"{name} must be a numeric (k, 2) array of (row, col), got a "
+            f"{type(centroids).__name__} that does not convert to one ({exc})") from exc
     if arr.size == 0:
         return np.zeros((0, 2))
     if arr.ndim != 2 or arr.shape[1] != 2 or not np.all(np.isfinite(arr)):
@@ -205,6 +228,8 @@ def extract_cell_patches(
         image holds a whole patch).
     """
     size = _positive_int(size, "size")
+    _sequence(images, "images")
+    _sequence(centroids, "centroids")
     if len(images) != len(centroids):
         raise InvalidInputError(
             f"got {len(images)} images but {len(centroids)} centroid arrays; expected one "
@@ -225,7 +250,8 @@ def extract_cell_patches(
                 sources.append(i)
     if not patches:
         raise InvalidInputError(
-            f"no image holds a whole {size} × {size} patch; use a smaller size or larger images")
+            f"no image holds a whole {size} × {size} patch; expected images of at least "
+            f"{size} × {size} px (use a smaller size or larger images)")
     shapes = {p.shape[:-2] for p in patches}
     if len(shapes) > 1:
         raise InvalidInputError(
@@ -266,8 +292,8 @@ def tile_origins(height: int, width: int, *, size: int, overlap: int = 0) -> np.
         raise InvalidInputError(f"overlap must be an int in [0, {size}), got {overlap!r}")
     if height < size or width < size:
         raise InvalidInputError(
-            f"image {height} × {width} is smaller than the {size} px tile; pad it or use a "
-            "smaller tile")
+            f"image {height} × {width} is smaller than the {size} px tile; expected an image "
+            f"of at least {size} × {size} px (pad it or use a smaller tile)")
     rows = _axis_starts(height, size, size - int(overlap))
     cols = _axis_starts(width, size, size - int(overlap))
     return np.stack(np.meshgrid(rows, cols, indexing="ij"), -1).reshape(-1, 2)
@@ -315,13 +341,15 @@ def merge_tile_detections(
         ``(k, 2)`` float64 ``(row, col)`` detections in the image frame and their
         ``(k,)`` float64 scores, sorted by decreasing score.
     """
+    _sequence(detections, "detections")
     origins = np.asarray(origins)
     if origins.ndim != 2 or origins.shape[1] != 2 or len(origins) != len(detections):
         raise InvalidInputError(
             f"origins must be ({len(detections)}, 2), one corner per tile, got shape "
             f"{origins.shape}")
-    if not (np.isfinite(min_distance) and min_distance > 0):
-        raise InvalidInputError(f"min_distance must be a positive number, got {min_distance}")
+    if isinstance(min_distance, bool) or not isinstance(min_distance, int | float | np.number) \
+            or not (np.isfinite(min_distance) and min_distance > 0):
+        raise InvalidInputError(f"min_distance must be a positive number, got {min_distance!r}")
     if scores is not None and len(scores) != len(detections):
         raise InvalidInputError(
             f"got {len(scores)} score arrays for {len(detections)} tiles; expected one each")

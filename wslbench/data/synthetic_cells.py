@@ -82,6 +82,12 @@ _NUCLEUS_EOSIN = 0.06
 Vector3 = tuple[float, float, float]
 
 
+def _is_real(value: object) -> bool:
+    """A finite real number (not a bool, not a string)."""
+    return (not isinstance(value, bool) and isinstance(value, int | float | np.number)
+            and math.isfinite(value))
+
+
 @dataclass(frozen=True)
 class CellImageConfig:
     """Parameters of the synthetic cell-detection images (Xue et al., 4.2).
@@ -125,26 +131,29 @@ class CellImageConfig:
                 or not MIN_CELL_SIZE <= int(size) <= MAX_CELL_SIZE:
             raise InvalidInputError(
                 f"size must be an int in [{MIN_CELL_SIZE}, {MAX_CELL_SIZE}] px, got {size!r}")
-        if not (math.isfinite(self.target_mean) and 0.0 <= self.target_mean <= 100.0):
-            raise InvalidInputError(f"target_mean must be in [0, 100], got {self.target_mean}")
+        if not (_is_real(self.target_mean) and 0.0 <= self.target_mean <= 100.0):
+            raise InvalidInputError(
+                f"target_mean must be a number in [0, 100], got {self.target_mean!r}")
         if isinstance(self.max_targets, bool) \
                 or not isinstance(self.max_targets, int | np.integer) or self.max_targets < 0:
             raise InvalidInputError(
                 f"max_targets must be a non-negative int, got {self.max_targets!r}")
-        for name, (lo, hi), bound in (("target_radius", self.target_radius, (2.0, 40.0)),
-                                      ("clutter_radius", self.clutter_radius, (1.5, 40.0)),
-                                      ("blur_sigma", self.blur_sigma, (0.0, 5.0))):
-            if not bound[0] <= lo <= hi <= bound[1]:
+        for name, pair, bound in (("target_radius", self.target_radius, (2.0, 40.0)),
+                                  ("clutter_radius", self.clutter_radius, (1.5, 40.0)),
+                                  ("blur_sigma", self.blur_sigma, (0.0, 5.0))):
+            ok = isinstance(pair, tuple | list) and len(pair) == 2 \
+                and all(_is_real(v) for v in pair)
+            if not (ok and bound[0] <= pair[0] <= pair[1] <= bound[1]):
                 raise InvalidInputError(
                     f"{name} must be (low, high) with {bound[0]} <= low <= high <= "
-                    f"{bound[1]}, got {(lo, hi)}")
+                    f"{bound[1]}, got {pair!r}")
         for name, value, high in (("clutter_density", self.clutter_density, 1.0),
                                   ("hard_negative_fraction", self.hard_negative_fraction, 1.0),
                                   ("stain_jitter", self.stain_jitter, 0.2),
                                   ("intensity_jitter", self.intensity_jitter, 0.3),
                                   ("noise_std", self.noise_std, 0.2)):
-            if not 0.0 <= value <= high:
-                raise InvalidInputError(f"{name} must be in [0, {high}], got {value}")
+            if not (_is_real(value) and 0.0 <= value <= high):
+                raise InvalidInputError(f"{name} must be a number in [0, {high}], got {value!r}")
 
 
 @dataclass(frozen=True)

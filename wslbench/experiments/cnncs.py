@@ -165,8 +165,35 @@ def cnncs_config(preset: str = "demo", /, **overrides: object) -> CNNCSConfig:
     if config.solver not in list_solvers():
         raise ConfigError(f"unknown solver {config.solver!r}; expected one of: {', '.join(list_solvers())}")
     if config.patch_size > config.image_size:
-        raise ConfigError(f"patch_size {config.patch_size} is larger than image_size {config.image_size}")
+        raise ConfigError(f"patch_size {config.patch_size} is larger than image_size "
+                          f"{config.image_size}; expected patch_size <= image_size")
+    _check_ranges(config)
     return config
+
+
+#: (field, lowest allowed, whether the bound itself is allowed) of the numeric fields.
+_RANGES: tuple[tuple[str, float, bool], ...] = (
+    ("image_size", 1, False), ("n_train_images", 1, True), ("n_test_images", 1, True),
+    ("target_mean", 0, True), ("clutter_density", 0, True), ("patch_size", 8, True),
+    ("m", 1, True), ("n_lines", 2, True), ("bin_size", 0, False), ("beta", 0, False),
+    ("lam", 0, True), ("alpha", 0, True), ("threshold", 0, False), ("bandwidth", 0, False),
+    ("rho", 0, False), ("solver_iterations", 1, True), ("lista_iterations", 1, True),
+    ("base_width", 1, True), ("head_grid", 1, True), ("epochs", 1, True), ("batch_size", 1, True),
+    ("lr", 0, False), ("weight_decay", 0, True), ("density_epochs", 1, True),
+    ("density_width", 1, True),
+)
+
+
+def _check_ranges(config: CNNCSConfig) -> None:
+    """Refuse out-of-range or non-finite values now rather than after training."""
+    for name, low, inclusive in _RANGES:
+        value = getattr(config, name)
+        if value is None:  # only rho may be None (the smallest target radius)
+            continue
+        ok = np.isfinite(value) and (value >= low if inclusive else value > low)
+        if not ok:
+            bound = f">= {low}" if inclusive else f"> {low}"
+            raise ConfigError(f"{name} = {value!r} is out of range; expected a finite number {bound}")
 
 
 def _device(config: CNNCSConfig) -> torch.device:

@@ -9,6 +9,9 @@ non-end-to-end CNNCS.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 
 from wslbench.errors import InvalidInputError
@@ -33,12 +36,18 @@ def cnncs_loss(
         sparse_true: true sparse codes a ``(B, L, n)``.
         alpha: weight α of the L1 term (1.3 in 4.3; 0 for CNNCS).
     """
+    for name, value in (("code_pred", code_pred), ("code_true", code_true),
+                        ("sparse_pred", sparse_pred), ("sparse_true", sparse_true)):
+        if value is not None and not isinstance(value, torch.Tensor):
+            raise InvalidInputError(f"{name} must be a torch tensor, got {type(value).__name__}")
     if code_pred.shape != code_true.shape or code_pred.ndim != 2:
         raise InvalidInputError(
             f"codes must both be (B, L*m + 1), got {tuple(code_pred.shape)} and {tuple(code_true.shape)}"
         )
-    if alpha < 0:
-        raise InvalidInputError(f"alpha must be >= 0, got {alpha}")
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float | np.number) \
+            or not math.isfinite(alpha) \
+            or alpha < 0:
+        raise InvalidInputError(f"alpha must be a finite number >= 0, got {alpha!r}")
     loss = 0.5 * (code_pred - code_true).pow(2).sum(1).mean()
     if alpha == 0:
         return loss

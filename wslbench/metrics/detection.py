@@ -101,6 +101,8 @@ def _check_method(method: str) -> None:
 
 
 def _check_empty_score(empty_score: float) -> float:
+    if isinstance(empty_score, bool) or not isinstance(empty_score, int | float | np.number):
+        raise InvalidInputError(f"empty_score must be a number in [0, 1] or NaN, got {empty_score!r}")
     value = float(empty_score)
     if not (math.isnan(value) or 0.0 <= value <= 1.0):
         raise InvalidInputError(f"empty_score must lie in [0, 1] or be NaN, got {empty_score}")
@@ -290,7 +292,7 @@ class DetectionScores:
 def _scores(counts: np.ndarray, distances: np.ndarray, empty_score: float) -> DetectionScores:
     """Scores from ``(N, 3)`` per-image ``(tp, fp, fn)`` counts and all matched distances."""
     if counts.shape[0] == 0:
-        raise InvalidInputError("detection scores need at least one image")
+        raise InvalidInputError("detection scores need at least one image; expected one or more")
     tp_i, fp_i, fn_i = counts.T
     tp, fp, fn = (int(v) for v in counts.sum(axis=0))
     per_p = _ratio(tp_i, tp_i + fp_i, empty_score)
@@ -368,7 +370,9 @@ class DetectionMetric:
     def aggregate(self) -> DetectionScores:
         """:class:`DetectionScores` of every image since the last :meth:`reset`."""
         if not self._counts:
-            raise InvalidInputError("DetectionMetric has no data; call it on at least one image")
+            raise InvalidInputError(
+                "DetectionMetric has no data; expected a call on at least one image before "
+                "aggregate()")
         counts = np.asarray(self._counts, dtype=np.int64).reshape(-1, 3)
         return _scores(counts, np.concatenate(self._distances), self.empty_score)
 
@@ -453,7 +457,8 @@ def best_f1_threshold(
     """
     if len(candidates) != len(gts):
         raise InvalidInputError(
-            f"got {len(candidates)} candidate arrays but {len(gts)} ground-truth arrays"
+            f"got {len(candidates)} candidate arrays but {len(gts)} ground-truth arrays; "
+            "expected one of each per image"
         )
     if (
         isinstance(max_thresholds, bool)

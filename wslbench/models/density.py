@@ -81,9 +81,16 @@ def _centroids(centroids: object, shape: tuple[int, int]) -> np.ndarray:
     if outside.any():
         raise InvalidInputError(
             f"{int(outside.sum())} centroid(s) lie outside the {shape[0]}×{shape[1]} image, "
-            f"e.g. {c[np.flatnonzero(outside)[0]].tolist()}"
+            f"e.g. {c[np.flatnonzero(outside)[0]].tolist()}; expected rows in "
+            f"[-0.5, {shape[0] - 0.5}) and columns in [-0.5, {shape[1] - 0.5})"
         )
     return c
+
+
+def _check_finite_positive(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number) \
+            or not math.isfinite(value) or value <= 0:
+        raise InvalidInputError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 def _gaussian_1d(centres: np.ndarray, size: int, sigma: float) -> np.ndarray:
@@ -119,14 +126,13 @@ def density_target(
     Returns:
         ``(H, W)`` float64 density map.
     """
-    if len(shape) != 2 or any(
+    if not isinstance(shape, tuple | list) or len(shape) != 2 or any(
         isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 1 for s in shape
     ):
         raise InvalidInputError(f"shape must be (H, W) positive integers, got {shape!r}")
     h, w = int(shape[0]), int(shape[1])
     for name, value in (("sigma", sigma), ("dot_value", dot_value)):
-        if not math.isfinite(value) or value <= 0:
-            raise InvalidInputError(f"{name} must be a finite number > 0, got {value}")
+        _check_finite_positive(name, value)
     c = _centroids(centroids, (h, w))
     if c.shape[0] == 0:
         return np.zeros((h, w))
@@ -148,8 +154,7 @@ def count_from_density(
         A float for an ``(H, W)`` map, a ``(B,)`` float64 array for a batch.
     """
     d = _density_array(density)
-    if not math.isfinite(dot_value) or dot_value <= 0:
-        raise InvalidInputError(f"dot_value must be a finite number > 0, got {dot_value}")
+    _check_finite_positive("dot_value", dot_value)
     if d.ndim == 2:
         return float(d.sum() / dot_value)
     return d.sum(axis=(1, 2, 3)) / dot_value
@@ -278,10 +283,12 @@ class DensityNet(nn.Module):
     def _check_input(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor) or x.ndim != 4:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise InvalidInputError(f"DensityNet expects a (B, C, H, W) tensor, got {shape}")
+            raise InvalidInputError(
+                f"DensityNet input must be a (B, C, H, W) tensor, got {shape}")
         if x.shape[1] != self.in_channels:
             raise InvalidInputError(
-                f"DensityNet was built for {self.in_channels} input channels, got {x.shape[1]}"
+                f"DensityNet was built for {self.in_channels} input channels, got {x.shape[1]}; "
+                f"expected (B, {self.in_channels}, H, W)"
             )
         factor = 2**self.depth
         h, w = x.shape[-2:]
@@ -291,6 +298,9 @@ class DensityNet(nn.Module):
                 f"{h}×{w}; pad the input (e.g. to {-(-h // factor) * factor}×"
                 f"{-(-w // factor) * factor})"
             )
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise InvalidInputError(
+                "DensityNet input contains NaN or Inf; expected finite pixel values")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Density map ``(B, 1, H, W)`` for images ``(B, C, H, W)``."""

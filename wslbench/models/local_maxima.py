@@ -72,8 +72,12 @@ class LocalMaximaDetector:
             raise InvalidInputError(f"sigma must be a number > 0, got {sigma!r}")
         if isinstance(min_distance, bool) or not isinstance(min_distance, int) or min_distance < 1:
             raise InvalidInputError(f"min_distance must be an int >= 1, got {min_distance!r}")
-        if threshold is not None and not math.isfinite(threshold):
-            raise InvalidInputError(f"threshold must be a finite number or None, got {threshold}")
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, int | float | np.number)
+            or not math.isfinite(threshold)
+        ):
+            raise InvalidInputError(
+                f"threshold must be a finite number or None, got {threshold!r}")
         if darkness not in DARKNESS_MAPS:
             raise ConfigError(
                 f"darkness map {darkness!r} unknown; expected one of {list(DARKNESS_MAPS)}"
@@ -88,6 +92,9 @@ class LocalMaximaDetector:
         if isinstance(image, torch.Tensor):
             image = image.detach().cpu().numpy()
         img = np.asarray(image)
+        if not (np.issubdtype(img.dtype, np.number) or img.dtype == np.bool_):
+            raise InvalidInputError(
+                f"image must be a numeric (3, H, W) or (H, W) array, got dtype {img.dtype}")
         if img.dtype == np.uint8:
             img = img / 255.0
         img = img.astype(np.float64, copy=False)
