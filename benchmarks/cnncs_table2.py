@@ -44,6 +44,8 @@ def main() -> None:
                   f"{config.base_width}, {config.epochs} epochs, seeds {args.seeds}")
         for row in cnncs.compare_variants(config, data):
             method = str(row["method"])
+            print(f"  seed {seed} {method:<14} P {row['precision']:.3f} R {row['recall']:.3f} "
+                  f"F1 {row['f1']:.3f} ({row['train_s']:.0f} s)", flush=True)
             entry = scores.setdefault(method, {"precision": [], "recall": [], "f1": []})
             for key in entry:
                 entry[key].append(float(row[key]))  # type: ignore[arg-type]

@@ -405,3 +405,178 @@ def test_histology_head_picker_switches_the_cam(tmp_path, monkeypatch):
     assert "gap head" in app.analysis.overlay_title
     app.model_picker.value = "wsl-lse"
     assert "lse head" in app.analysis.overlay_title and "wsl-lse" in app.model_line.value
+
+
+# --------------------------------------------------------------------------- cell counting
+
+
+def _cells_run(seed: int = 0):  # noqa: ANN202
+    from wslbench.experiments import cnncs
+
+    config = cnncs.cnncs_config("smoke")
+    torch.manual_seed(seed)
+    return cnncs.CNNCSTraining(cnncs.build_cnncs(config).eval(), config, [], 0.0)
+
+
+def _cell_field(size: int = 96, seed: int = 3):  # noqa: ANN202
+    from wslbench.data.synthetic_cells import CellImageConfig, make_cell_dataset
+
+    ds = make_cell_dataset(1, CellImageConfig(size=size), seed=seed)
+    return np.moveaxis(ds.images[0], 0, -1).astype(np.float32), ds.centroids[0]
+
+
+def test_cached_image_codes_decode_like_detect_in_image():
+    from wslbench.experiments import cnncs
+
+    run = _cells_run()
+    image, _ = _cell_field(128)
+    codes = cnncs.image_codes(run, image)
+    assert codes.shape == (128, 128) and len(codes.origins) == len(codes.dense) == len(codes.sparse)
+    for threshold in (0.05, 0.2):
+        cached = cnncs.decode_image_codes(run, codes, threshold=threshold)
+        direct = cnncs.detect_in_image(run, image, threshold=threshold)
+        assert np.array_equal(cached.centres, direct) and cached.support.shape == (len(direct),)
+    low = cnncs.decode_image_codes(run, codes, threshold=0.05)
+    high = cnncs.decode_image_codes(run, codes, threshold=0.9)
+    assert len(low.candidates) > len(high.candidates) and (low.support >= 1).all()
+    with pytest.raises(InvalidInputError, match="patch size 48"):
+        cnncs.image_codes(run, image[:40, :40])
+
+
+def test_decode_image_codes_finds_the_cells_of_true_codes():
+    """Tiles carrying the true sparse codes of their cells decode to the true centres."""
+    from wslbench.data.cell_patches import crop_centroids
+    from wslbench.experiments import cnncs
+
+    run = _cells_run()
+    image, truth = _cell_field(128, seed=5)
+    codes = cnncs.image_codes(run, image)
+    codec, size = run.model.codec, run.config.patch_size
+    limits = np.array([codec.height, codec.width], float)
+    inside = [np.clip(crop_centroids(truth, o, size=size), 0, limits) for o in codes.origins]
+    true_codes = cnncs.ImageCodes(codes.dense, codec.sparse(inside).float(), codes.origins,
+                                  codes.shape, codes.bandwidth)
+    found = cnncs.decode_image_codes(run, true_codes, threshold=0.5)
+    assert len(truth) >= 2 and len(found.centres) == len(truth)
+    distance = np.hypot(*(found.centres[:, None] - truth[None]).transpose(2, 0, 1)).min(1)
+    assert distance.max() < 2.0
+
+
+def test_analyse_cells_and_threshold_redecodes_without_the_cnn(monkeypatch):
+    from wslbench.dashboards import cells
+    from wslbench.experiments import cnncs
+
+    run = _cells_run()
+    image, truth = _cell_field(96)
+    steps = []
+    result = cells.analyse_cells(run, cells.CellInput(image, truth), threshold=0.05,
+                                 progress=lambda s, t, logs: steps.append(s))
+    assert steps == [1, 2] and result.image.shape == (96, 96, 3)
+    assert result.overlay.shape == (96, 96) and 0 <= result.overlay.min() and result.overlay.max() == 1
+    count = int(result.scores["cell_count"])
+    assert count == len(result.findings) > 0 and f"Cell count: {count}" in result.decision
+    assert f"true count {len(truth)}" in result.decision and result.scores["true_count"] == len(truth)
+    assert all(f.kind == "cell" and f.size is None and 0 <= f.position[0] < 96 for f in result.findings)
+    assert [f.score for f in result.findings] == sorted((f.score for f in result.findings), reverse=True)
+
+    def no_cnn(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("the CNN ran again")
+
+    monkeypatch.setattr(cnncs, "predict_codes", no_cnn)
+    monkeypatch.setattr(run.model, "forward", no_cnn)
+    assert cells.redecode(result, 0.9) and not cells.redecode(result, 0.9)
+    assert result.scores["threshold"] == 0.9 and "threshold 0.90" in result.overlay_title
+    assert len(result.findings) == result.scores["cell_count"] < count
+    cells.redecode(result, 0.0)  # the decoder needs a positive threshold: the slider's minimum
+    assert result.scores["threshold"] == cells.MIN_THRESHOLD
+
+
+def test_cell_uploads_are_prepared_for_the_detector():
+    from wslbench.dashboards import cells
+    from wslbench.dashboards.uploads import MICROSCOPY_POLICY
+
+    grey = np.random.default_rng(0).random((70, 90)).astype(np.float32)
+    decoded = decode_image(UploadedFile("phase.png", _png_bytes(grey)), MICROSCOPY_POLICY)
+    item = cells.prepare_upload(decoded, 48)
+    assert item.image.shape == (70, 90, 3) and item.truth is None and item.notes == ()
+    assert np.array_equal(item.image[..., 0], item.image[..., 2])
+    with pytest.raises(InvalidInputError, match="at least 48 pixels per side"):
+        cells.prepare_upload(grey[:40], 48, name="tiny.png")
+    big = cells.prepare_upload(np.zeros((700, 600, 3), np.float32), 48)
+    assert big.image.shape == (512, 512, 3) and "600×700" in big.notes[0]
+    with pytest.raises(DataFormatError, match="JPEG image, but this dashboard expects a microscopy"):
+        decode_image(UploadedFile("cells.png", _png_bytes(np.dstack([grey] * 3), "JPEG")),
+                     MICROSCOPY_POLICY)
+
+
+def test_cell_training_estimate_grows_with_the_preset():
+    from wslbench.dashboards import cells
+    from wslbench.experiments import cnncs
+
+    smoke, demo = (cells.SPEC.estimate_s(cnncs.cnncs_config(p)) for p in ("smoke", "demo"))
+    assert smoke < 60 < demo < 20 * 60
+    assert describe_duration(demo).endswith("minutes")
+
+
+def test_cells_app_headless(tmp_path, monkeypatch):
+    from wslbench.dashboards import cells
+
+    run_model = _cells_run()
+    run = tmp_path / "runs" / "04_cnncs_cells" / "20260101T000000Z-aa"
+    (run / "models").mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps({"status": "succeeded", "ended": 1.0}))
+    save_checkpoint(model_payload("cnncs", run_model.model, config=run_model.config,
+                                  metrics={"f1": 0.42, "precision": 0.5, "recall": 0.4},
+                                  notebook="04_cnncs_cells", preset="smoke"), run / "models" / "cnncs.pt")
+    monkeypatch.setenv("WSLBENCH_RUNS_DIR", str(tmp_path / "runs"))
+    app = cells.build_dashboard(threaded=False)
+    assert "run 04_cnncs_cells/20260101T000000Z-aa" in app.model_line.value
+    assert "held-out F1 (synthetic test patches) 0.420" in app.model_line.value
+    assert any("scikit-image" in label for label in app.sample.options)
+    assert "Cell count:" in app.decision.value and "true count" in app.decision.value
+    assert "synthetic field 1" in app.decision.value
+
+    decodes = []
+    real = cells.cnncs.decode_image_codes
+    monkeypatch.setattr(cells.cnncs, "decode_image_codes",
+                        lambda *a, **k: decodes.append(k["threshold"]) or real(*a, **k))
+    first = app.view.png
+    app.view.opacity.value = 0.9
+    assert app.view.png != first and decodes == [], "opacity only redraws"
+    app.view.threshold.value = 0.05
+    low = int(app.analysis.scores["cell_count"])
+    assert decodes == [0.05] and f"Cell count: {low}" in app.decision.value
+    assert len(app.findings.options) == low + 1 and "threshold 0.05" in app.view.caption.value
+    app.findings.value = 0
+    selected = app.view.png
+    app.view.threshold.value = 0.9
+    high = int(app.analysis.scores["cell_count"])
+    assert high < low and len(app.findings.options) == high + 1 and app.findings.value == -1
+    assert app.view.selected is None and app.view.png != selected
+    with zipfile.ZipFile(io.BytesIO(app.report_bytes())) as archive:
+        summary = json.loads(archive.read("findings.json"))["summary"]
+        assert summary["scores"]["cell_count"] == high and summary["threshold"] == 0.9
+        assert archive.read("findings.csv").decode().startswith("rank,kind,label,score")
+
+    app.view.threshold.value = 0.05
+    app.upload.value = _file("cells.png", _png_bytes(_cell_field(128, seed=9)[0]))
+    assert app.message.value == "" and "upload: cells.png" in app.decision.value
+    assert "true count" not in app.decision.value and app.analysis.image.shape == (128, 128, 3)
+    assert app.analysis.scores["threshold"] == 0.05, "a new image is decoded at the slider's threshold"
+    with zipfile.ZipFile(io.BytesIO(app.report_bytes())) as archive:
+        rows = archive.read("findings.csv").decode().splitlines()
+    assert len(rows) == int(app.analysis.scores["cell_count"]) + 1 and ",cell,cell 1," in rows[1]
+    good = app.view.png
+    for name, content, text in (
+        ("broken.tif", b"II*\x00" + bytes(300), "could not be decoded"),
+        ("tiny.png", _png_bytes(np.random.default_rng(1).random((40, 40))), "at least 48 pixels"),
+        ("empty.png", b"", "empty"),
+    ):
+        app.upload.value = _file(name, content)
+        assert name in app.message.value and text in app.message.value
+        assert app.view.png == good and "upload: cells.png" in app.decision.value
+
+
+def test_index_lists_the_cell_dashboard():
+    entries = {name: title for name, title, _ in dashboard_entries(ROOT / "notebooks" / "dashboards")}
+    assert "cell counting" in entries["cells.ipynb"].lower()

@@ -128,3 +128,37 @@ def test_fifty_rapid_slider_changes_leave_the_dashboard_responsive(dashboard):
     dashboard.wait_for_change(before, timeout_s=60)
     print(f"\nresponse after 50 rapid slider changes: {time.monotonic() - start:.1f} s")
     dashboard.screenshot("after-rapid-changes")
+
+
+def test_cells_dashboard(dashboard, tmp_path):
+    from wslbench.data.synthetic_cells import CellImageConfig, make_cell_dataset
+
+    field = make_cell_dataset(1, CellImageConfig(size=160), seed=31)
+    valid = _png(tmp_path / "field.png", np.moveaxis(field.images[0], 0, -1).mean(axis=2))  # grey
+    corrupt = tmp_path / "broken.png"
+    corrupt.write_bytes(valid.read_bytes()[:150])
+    _exercise(dashboard, "cells", "scikit-image phase-contrast cells (real, halved, 256 px crop)",
+              "opacity", valid, corrupt, "could not be decoded")
+    page = dashboard.page
+    assert "Cell count:" in page.inner_text(".wslbench-decision")
+    # the threshold re-decodes the cached codes: the count line, list and image follow
+    before, count = dashboard.visible_image(), page.inner_text(".wslbench-decision")
+    slider = page.locator(".widget-slider", has=page.locator("label:text-is('threshold')"))
+    handle = slider.locator(".noUi-handle").first
+    handle.click()
+    for _ in range(3):
+        handle.press("ArrowLeft")
+    dashboard.wait_for_text(".wslbench-caption", "threshold 0.05", timeout_s=60)
+    dashboard.wait_for_change(before, timeout_s=60)
+    dashboard.wait_for_text(".wslbench-decision", "threshold 0.05", timeout_s=60)
+    assert page.inner_text(".wslbench-decision") != count
+    dashboard.screenshot("lower-threshold")
+    small = _png(tmp_path / "tiny.png", np.random.default_rng(0).random((40, 40)))
+    dashboard.upload(small)
+    dashboard.wait_for_text(".wslbench-message", "at least", timeout_s=60)
+    assert "upload: field.png" in page.inner_text(".wslbench-decision")
+    assert "Traceback" not in page.inner_text("body")
+    dashboard.screenshot("too-small-upload")
+    page.goto(f"{dashboard.base_url}/voila/render/index.ipynb", timeout=120_000)
+    page.wait_for_selector("a[href='cells.ipynb']", timeout=120_000)
+    assert "Cell counting" in page.inner_text("body")

@@ -11,7 +11,7 @@ Infrastructure, one concept per module:
 - :mod:`~wslbench.dashboards.app`: the shared frame (:class:`DashboardApp`);
 - :mod:`~wslbench.dashboards.index`: the index page.
 
-Dashboards: :mod:`~wslbench.dashboards.fundus`, :mod:`~wslbench.dashboards.histology`,
+Dashboards: :mod:`~wslbench.dashboards.fundus`, :mod:`~wslbench.dashboards.histology`, :mod:`~wslbench.dashboards.cells`,
 :mod:`~wslbench.dashboards.mri` (import the one you need; each pulls in its experiment).
 """
 

@@ -136,8 +136,8 @@ class CNNCSConfig:
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    density_epochs: int = 20
-    density_width: int = 16
+    density_epochs: int = 15
+    density_width: int = 8
     seed: int = 0
     device: str | None = None
 
