@@ -79,6 +79,14 @@ def test_training_lowers_the_loss_and_is_cached(
     assert again is trained  # decoding parameters never retrain
 
 
+def test_warmup_trains_on_the_l2_term_first(smoke: tuple[cnncs.CNNCSConfig, cnncs.CellData]) -> None:
+    config, data = smoke
+    run = cnncs.train_cnncs(replace(config, epochs=3, warmup_epochs=2), data)
+    assert [h["l1"] > 0 for h in run.history] == [False, False, True]
+    with pytest.raises(ConfigError, match="warmup_epochs"):
+        cnncs.train_cnncs(replace(config, epochs=2, warmup_epochs=3), data)
+
+
 def test_training_is_seeded(smoke: tuple[cnncs.CNNCSConfig, cnncs.CellData]) -> None:
     config, data = smoke
     one = cnncs.train_cnncs(replace(config, epochs=1, variant="cnncs"), data)

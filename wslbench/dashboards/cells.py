@@ -3,9 +3,8 @@
 The model is the CNN + compressed-sensing detector of notebook ``04_cnncs_cells``
 (Xue et al.; ``models/cnncs.pt``, whatever variant the run trained). When the
 dashboard trains its own, it takes the preset with the plain ``"cnncs"`` variant
-(L2 loss, FISTA recovery at inference): on the demo budget it reached F1 0.48 on
-the held-out synthetic patches where the preset's end-to-end ECNNCS-2 collapsed to
-all-zero codes (F1 0.00; measured 2026-12-01). A ResNet regresses the compressed
+(L2 loss, FISTA recovery at inference): the cheapest to train, and on the demo
+budget as accurate as the end-to-end variants (``benchmarks/cnncs_table2.py``). A ResNet regresses the compressed
 codes of each tile's cell positions on L observation lines, sparse recovery gives
 â, and peaks, back-projection, voting and mean-shift give the centres (3.1, 4.3). Whole images
 are tiled and the tiles' detections merged as in
@@ -23,7 +22,7 @@ about 10–16 px across).
   and, as score, their support (voted candidates within the bandwidth); at most
   :data:`MAX_LISTED` are listed, all are counted and marked.
 * **Threshold** slider: the peak threshold on the recovered â (``1`` is one cell
-  in a true code; the presets use 0.2). The tiles' codes are computed once per
+  in a true code; the presets use 0.1). The tiles' codes are computed once per
   image (:func:`~wslbench.experiments.cnncs.image_codes`); moving the slider only
   re-decodes them (:func:`~wslbench.experiments.cnncs.decode_image_codes`, no CNN
   run) and updates the count, the markers and the findings list. Opacity changes

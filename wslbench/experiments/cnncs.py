@@ -102,6 +102,15 @@ class CNNCSConfig:
         rule: backward of ECNNCS-2: ``"approx"`` (eq. 8–9) or ``"exact"`` (eq. 5–7).
         depth, base_width, output_stride, head_grid: the ResNet regressor (152/64 in 4.1).
         epochs, batch_size, lr, weight_decay: Adam training of the regressor.
+        recovery_lr: Adam learning rate of the reconstruction layer's parameters (LISTA's W
+            and S, ECNNCS-2's D). They get gradients from the L1 term only, which Adam
+            normalises whatever α is: at the CNN's rate they reach "â = 0", the cheapest way
+            to remove false positives, within an epoch.
+        warmup_epochs: epochs of the end-to-end variants trained on the L2 term only before
+            the L1 term of eq. 3 is switched on (the paper does not say how training starts;
+            from a random CNN the recovered â has no true support yet, and the L1 term,
+            whose gradient lives on the support of â (eq. 5–9), can only shrink false
+            positives: alone it drives the codes to zero).
         density_epochs, density_width: the density-map baseline.
         seed: seed of the data, D and the training.
         device: ``None`` takes CUDA when available.
@@ -119,22 +128,24 @@ class CNNCSConfig:
     bin_size: float = 3.0
     beta: float = 0.2
     lam: float = 0.05
-    alpha: float = 1.3
-    threshold: float = 0.2
+    alpha: float = 0.02
+    threshold: float = 0.1
     bandwidth: float = 6.0
     rho: float | None = None
     variant: Literal["cnncs", "ecnncs1", "ecnncs2"] = "ecnncs2"
     solver: str = "fista"
     solver_iterations: int = 200
-    lista_iterations: int = 10
+    lista_iterations: int = 30
     rule: Literal["approx", "exact"] = "approx"
     depth: int = 18
     base_width: int = 16
     output_stride: int = 16
     head_grid: int = 4
     epochs: int = 20
+    warmup_epochs: int = 10
     batch_size: int = 32
     lr: float = 1e-3
+    recovery_lr: float = 1e-5
     weight_decay: float = 1e-4
     density_epochs: int = 15
     density_width: int = 8
@@ -146,13 +157,13 @@ CNNCS_PRESETS = PresetTable(
     CNNCSConfig,
     smoke=CNNCSConfig(image_size=96, n_train_images=4, n_test_images=2, target_mean=4.0,
                       patch_size=48, m=12, n_lines=6, base_width=8,
-                      epochs=2, batch_size=16, density_epochs=2, density_width=8,
+                      epochs=2, warmup_epochs=1, batch_size=16, density_epochs=2, density_width=8,
                       solver_iterations=50, lista_iterations=5),
     demo=CNNCSConfig(),
     paper=CNNCSConfig(image_size=512, n_train_images=560, n_test_images=240, target_mean=2.0,
                       patch_size=256, m=112, n_lines=27, beta=0.20,
                       bin_size=1.0, lam=0.39, alpha=1.3, bandwidth=40.0, depth=152, base_width=64,
-                      output_stride=32, head_grid=1, epochs=50, batch_size=32,
+                      output_stride=32, head_grid=1, epochs=50, warmup_epochs=0, batch_size=32,
                       density_epochs=50, density_width=32),
 )
 
@@ -179,7 +190,8 @@ _RANGES: tuple[tuple[str, float, bool], ...] = (
     ("lam", 0, True), ("alpha", 0, True), ("threshold", 0, False), ("bandwidth", 0, False),
     ("rho", 0, False), ("solver_iterations", 1, True), ("lista_iterations", 1, True),
     ("base_width", 1, True), ("head_grid", 1, True), ("epochs", 1, True), ("batch_size", 1, True),
-    ("lr", 0, False), ("weight_decay", 0, True), ("density_epochs", 1, True),
+    ("warmup_epochs", 0, True),
+    ("lr", 0, False), ("recovery_lr", 0, True), ("weight_decay", 0, True), ("density_epochs", 1, True),
     ("density_width", 1, True),
 )
 
@@ -278,24 +290,31 @@ def train_cnncs(
     seed_everything(config.seed)
     device = _device(config)
     model = build_cnncs(config).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    recovery = [p for name, p in model.named_parameters() if not name.startswith("regressor.")]
+    optimiser = torch.optim.Adam([
+        {"params": model.regressor.parameters()},
+        {"params": recovery, "lr": config.recovery_lr, "weight_decay": 0.0},
+    ], lr=config.lr, weight_decay=config.weight_decay)
     n = len(data.train_patches)
     batches = max(1, -(-n // config.batch_size))
     total = config.epochs * batches
-    alpha = config.alpha if model.end_to_end else 0.0
+    if config.warmup_epochs > config.epochs:
+        raise ConfigError(f"warmup_epochs {config.warmup_epochs} exceeds epochs {config.epochs}; "
+                          "expected warmup_epochs <= epochs")
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     step = 0
     model.train()
     for epoch in range(config.epochs):
+        alpha = config.alpha if model.end_to_end and epoch >= config.warmup_epochs else 0.0
         order = torch.randperm(n, generator=generator)
         sums = {"loss": 0.0, "l2": 0.0, "l1": 0.0}
         for b in range(batches):
             idx = order[b * config.batch_size:(b + 1) * config.batch_size]
             x = data.train_patches[idx].to(device)
             code, sparse = model.targets([data.train_centroids[int(i)] for i in idx])
-            out = model(x)
+            out = model(x, recover=alpha > 0)
             l2 = cnncs_loss(out.code, code)
             loss = cnncs_loss(out.code, code, out.sparse, sparse, alpha=alpha)
             optimiser.zero_grad(set_to_none=True)

@@ -10,8 +10,9 @@ The three variants of 4.1:
 - ``"cnncs"``: fixed Gaussian D, trained with the L2 term of eq. 3 only; at
   inference â comes from any solver (``solver``, FISTA by default).
 - ``"ecnncs1"``: end to end through a LISTA of ``lista_iterations`` unrolled
-  steps (learnable W, S and thresholds, Fig. 5), backpropagated by autograd;
-  full eq. 3.
+  steps (learnable W and S as in Fig. 5; the threshold stays λ/L: learnt
+  thresholds grow until every code is zero, the cheapest way to remove false
+  positives from the L1 term), backpropagated by autograd; full eq. 3.
 - ``"ecnncs2"``: end to end through any solver with the paper's
   backpropagation rule (:func:`~wslbench.cs.recovery.sparse_recovery`; the
   batch approximation eq. 8–9 by default, ``rule="exact"`` for eq. 5–7) and a
@@ -147,6 +148,8 @@ class CNNCS(nn.Module):
         self.lista_iterations = lista_iterations
         self.lista = (LISTA.from_dictionary(dictionary, lam, lista_iterations)
                       if variant == "ecnncs1" else None)
+        if self.lista is not None:  # Fig. 5 trains W and S; the threshold λ/L stays fixed
+            self.lista.theta.requires_grad_(False)
 
     @property
     def end_to_end(self) -> bool:
