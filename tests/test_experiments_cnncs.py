@@ -55,6 +55,8 @@ def test_data_patches_rotations_and_rho(smoke: tuple[cnncs.CNNCSConfig, cnncs.Ce
     assert (counts == counts[:, :1]).all()
     assert sum(len(c) for c in data.test_centroids) == sum(len(c) for c in data.test_image_centroids)
     assert 0 < data.rho <= 8.0
+    for centroids in data.train_centroids + data.test_centroids:  # inside the codec's box
+        assert ((centroids >= 0) & (centroids <= config.patch_size)).all()
 
 
 def test_oracle_codes_detect_every_cell(smoke: tuple[cnncs.CNNCSConfig, cnncs.CellData]) -> None:

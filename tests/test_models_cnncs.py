@@ -37,10 +37,9 @@ def test_targets_match_codec_encoding() -> None:
     assert code[:, -1].tolist() == pytest.approx([1.0, 0.0, 0.5])  # β·count, β = 0.5
 
 
-def test_targets_clamp_the_half_pixel_overhang_of_patches() -> None:
-    model = _model("cnncs")
-    code, _ = model.targets([np.array([[-0.4, 31.9]])])
-    assert torch.allclose(code, CODEC.encode([np.array([[0.0, 31.9]])]), atol=1e-6)
+def test_targets_refuse_centroids_outside_the_patch() -> None:
+    with pytest.raises(InvalidInputError, match="outside"):
+        _model("cnncs").targets([np.array([[-3.0, 10.0]])])
 
 
 @pytest.mark.parametrize("variant", ["cnncs", "ecnncs1", "ecnncs2"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import pickle
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,32 @@ def test_existing_checkpoint_is_never_silently_overwritten(tmp_path: Path) -> No
     with pytest.raises(RunError, match="already exists"):
         save_checkpoint({"w": torch.zeros(1)}, path)
     assert torch.equal(load_checkpoint(path)["w"], torch.ones(1))
+
+
+def test_failed_record_write_keeps_the_old_file_and_no_temp(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from wslbench.runner.record import atomic_write_text
+
+    target = tmp_path / "metrics.json"
+    atomic_write_text(target, "old")
+
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(sys.modules["wslbench.runner.record"].os, "replace", fail)
+    with pytest.raises(OSError):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_resnet_weights_of_another_architecture_are_refused(tmp_path: Path) -> None:
+    import torch
+
+    from wslbench.errors import DataFormatError
+    from wslbench.nn.resnet import resnet
+
+    path = tmp_path / "w.pt"
+    torch.save(resnet(18, base_width=4).state_dict(), path)
+    with pytest.raises(DataFormatError, match="ResNet-18.*expected a state dict"):
+        resnet(18, base_width=8).load_user_weights(path)

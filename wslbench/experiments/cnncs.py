@@ -249,9 +249,16 @@ def make_cell_data(config: CNNCSConfig) -> CellData:
     test_patches = extract_cell_patches(test.images, test.centroids, size=config.patch_size,
                                         rotations=False)
     rho = float(config.rho) if config.rho is not None else float(min(train.min_radius, test.min_radius))
-    return CellData(torch.as_tensor(train_patches.images), list(train_patches.centroids),
-                    torch.as_tensor(test_patches.images), list(test_patches.centroids),
+    return CellData(torch.as_tensor(train_patches.images), _in_box(train_patches.centroids, config),
+                    torch.as_tensor(test_patches.images), _in_box(test_patches.centroids, config),
                     torch.as_tensor(test.images), list(test.centroids), rho)
+
+
+def _in_box(centroids: Sequence[np.ndarray], config: CNNCSConfig) -> list[np.ndarray]:
+    """Patch extraction keeps a cell whose centroid *pixel* is inside, i.e. coordinates in
+    [−½, s − ½]; the codec's box is [0, s]: the half-pixel overhang is clamped."""
+    return [np.clip(np.asarray(c, dtype=float).reshape(-1, 2), 0.0, float(config.patch_size))
+            for c in centroids]
 
 
 # --------------------------------------------------------------------------- models

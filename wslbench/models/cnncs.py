@@ -207,10 +207,6 @@ class CNNCS(nn.Module):
         """The training label ``{x, β·c}`` ``(B, L·m + 1)`` and sparse codes ``(B, L, n)`` of
         per-patch centroid lists, encoded with the current D held constant."""
         device = self.dictionary.device
-        # patch extraction keeps a cell whose centroid pixel is inside, i.e. [-½, s - ½]; the
-        # codec's box is [0, s]: clamp the half-pixel overhang
-        limits = np.array([self.codec.height, self.codec.width], dtype=float)
-        centroids = [np.clip(np.asarray(c, dtype=float).reshape(-1, 2), 0.0, limits) for c in centroids]
         sparse = self.codec.sparse(centroids).to(device)
         dense = self.codec.compress(sparse, self.dictionary.detach())
         counts = torch.tensor([len(c) for c in centroids], dtype=dense.dtype, device=device)

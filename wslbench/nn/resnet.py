@@ -159,9 +159,17 @@ class ResNet(nn.Module):
 
     def load_user_weights(self, path: str | Path, strict: bool = True) -> None:
         """Load a user-supplied state dict file (``torch.load(weights_only=True)``)."""
+        from wslbench.errors import DataFormatError
         from wslbench.training.checkpoint import load_state_dict
 
-        self.load_state_dict(load_state_dict(path), strict=strict)
+        try:
+            self.load_state_dict(load_state_dict(path), strict=strict)
+        except RuntimeError as exc:  # missing / unexpected keys, wrong shapes
+            raise DataFormatError(
+                f"{path} does not hold weights of this ResNet-{self.depth} "
+                f"(base width {self.stem[0].out_channels}): {str(exc).splitlines()[0]}; expected a "
+                "state dict saved from the same architecture"
+            ) from exc
 
 
 def resnet(depth: int = 18, **kwargs: int | None) -> ResNet:
