@@ -26,6 +26,9 @@ from pathlib import Path
 
 from wslbench.runner.voila import find_free_port, voila_argv
 
+#: Where the Voila servers of the tests write their logs.
+LOGS = Path(__file__).resolve().parents[1] / "test-artifacts" / "voila"
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -44,15 +47,22 @@ def voila_server(
     ``WSLBENCH_DASHBOARD_PRESET=smoke``.
     """
     port = find_free_port()
-    argv = voila_argv(root, port=port, show_tracebacks=True, cull_idle_s=60)
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    argv = voila_argv(root, port=port, show_tracebacks=True, cull_idle_s=900)
+    # kernels are culled only after 15 idle minutes: with a shorter limit a kernel whose page
+    # is still rendering under load was culled mid-page ("Kernel died", stop 15)
+    # Voila's log goes to a file: an unread pipe fills up (64 KiB) after a few dozen kernel
+    # starts and then blocks the server, which hangs every later page load
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log_path = LOGS / f"voila-{root.name}-{port}.log"
+    log = log_path.open("w", encoding="utf-8")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_s
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"voila exited early:\n{proc.stdout.read() if proc.stdout else ''}")
+                raise RuntimeError(f"voila exited early:\n{log_path.read_text(encoding='utf-8')}")
             try:
                 with urllib.request.urlopen(url + "/", timeout=2):
                     break
@@ -68,6 +78,7 @@ def voila_server(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 class Dashboard:
