@@ -89,6 +89,8 @@ class Dashboard:
         self.artifacts = artifacts
         self.context = browser.new_context(viewport={"width": 1400, "height": 1000})
         self.page = self.context.new_page()
+        # one limit for every action and wait: a loaded 2-core machine can take tens of seconds
+        self.page.set_default_timeout(120_000)
 
     def open(self, notebook: str, *, timeout_s: float = 300.0, query: str = ""):  # noqa: ANN201
         """Load ``notebook`` (stem) and wait until its widgets and a visible image render.
@@ -124,9 +126,10 @@ class Dashboard:
             handle.press("ArrowRight")
 
     def select(self, label: str, option: str) -> None:
-        """Pick ``option`` in the dropdown whose description is ``label``."""
+        """Pick ``option`` in the dropdown whose description is ``label`` (waiting up to 120 s
+        for it to be enabled: dashboards disable their inputs while they work)."""
         dropdown = self.page.locator(".widget-dropdown", has=self.page.locator(f"label:text-is('{label}')"))
-        dropdown.locator("select").select_option(label=option)
+        dropdown.locator("select").select_option(label=option, timeout=120_000)
 
     def wait_for_change(
         self, before: str, index: int = 0, timeout_s: float = 30.0, settle_s: float = 0.8
