@@ -95,15 +95,12 @@ class Dashboard:
     def open(self, notebook: str, *, timeout_s: float = 300.0, query: str = ""):  # noqa: ANN201
         """Load ``notebook`` (stem) and wait until its widgets and a visible image render.
 
-        Voila streams the page while the kernel executes the notebook: the wait is on the
-        end of the document, then on the widgets themselves (generous: a loaded 2-core
-        machine starts kernels slowly).
+        Voila streams the page while the kernel executes the notebook, so the wait is on
+        the widgets themselves (generous: a loaded 2-core machine starts kernels slowly;
+        later cells' widgets are waited for by the helpers, up to 120 s each).
         """
         url = f"{self.base_url}/voila/render/{notebook}.ipynb{query}"
         self.page.goto(url, timeout=timeout_s * 1000, wait_until="commit")
-        # the streamed document ends once every cell has run: under load the last cells'
-        # widgets can appear long after the first ones
-        self.page.wait_for_load_state("load", timeout=timeout_s * 1000)
         self.page.wait_for_selector(".widget-slider, .widget-dropdown", timeout=timeout_s * 1000)
         self.page.wait_for_selector("img:visible", timeout=timeout_s * 1000)
         body = self.page.inner_text("body")
