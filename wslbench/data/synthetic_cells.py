@@ -47,7 +47,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from wslbench.data._raster import _smooth_texture, _splat
-from wslbench.data.synthetic_histology import DEFAULT_STAIN_VECTORS
+from wslbench.data.synthetic_histology import DEFAULT_STAIN_VECTORS, stain_transmission
 from wslbench.errors import InvalidInputError
 from wslbench.seeding import numpy_rng
 
@@ -563,13 +563,11 @@ def render_cell_image(record: CellRecord) -> CellImage:
             c_e[win] = c_e[win] * (1 - alpha) + alpha * _NUCLEUS_EOSIN
             labels[win] = np.where(inside & (labels[win] == 0), i + 1, labels[win])
 
-    v_h, v_e = (np.asarray(v) for v in record.stain_vectors)
-    od = (record.stain_scales[0] * c_h[..., None] * v_h
-          + record.stain_scales[1] * c_e[..., None] * v_e)
     ramp_axis = np.linspace(-0.5, 0.5, n)
     ramp = (1.0 + record.illumination_gradient[0] * ramp_axis[:, None]
             + record.illumination_gradient[1] * ramp_axis[None, :])
-    img = record.illumination * ramp[..., None] * np.power(10.0, -od)
+    img = record.illumination * ramp[..., None] * stain_transmission(
+        c_h, c_e, record.stain_vectors, record.stain_scales)
     if record.blur_sigma > 0:
         img = gaussian_filter(img, (record.blur_sigma, record.blur_sigma, 0))
     if record.noise_std > 0:

@@ -65,6 +65,7 @@ from wslbench.errors import InvalidInputError
 from wslbench.seeding import numpy_rng
 
 __all__ = [
+    "stain_transmission",
     "HISTOLOGY_TASKS",
     "STRUCTURE_KINDS",
     "DEFAULT_STAIN_VECTORS",
@@ -680,6 +681,16 @@ def sample_histology_case(
 # --------------------------------------------------------------------------- rendering
 
 
+def stain_transmission(
+    c_h: np.ndarray, c_e: np.ndarray, vectors: Sequence[Sequence[float]], scales: Sequence[float]
+) -> np.ndarray:
+    """Beer–Lambert colouring of haematoxylin / eosin concentration maps ``(H, W)``:
+    ``10^(−(s_H c_H v_H + s_E c_E v_E))`` as ``(H, W, 3)`` transmission in [0, 1]."""
+    v_h, v_e = (np.asarray(v) for v in vectors)
+    od = scales[0] * c_h[..., None] * v_h + scales[1] * c_e[..., None] * v_e
+    return np.power(10.0, -od)
+
+
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
     """``(size, size)`` smooth noise in about [-1, 1] from a ``cells × cells`` grid."""
     return _smooth_texture(rng.uniform(-1, 1, (cells, cells)), size, size)
@@ -774,10 +785,7 @@ def render_histology(record: HistologyRecord) -> HistologyCase:
     c_h = c_h * (1 - cover) + cover * nuc_h * chromatin
     c_e = c_e * (1 - cover) + cover * _NUCLEUS_EOSIN
 
-    v_h, v_e = (np.asarray(v) for v in record.stain_vectors)
-    od = (record.stain_scales[0] * c_h[..., None] * v_h
-          + record.stain_scales[1] * c_e[..., None] * v_e)
-    img = record.illumination * np.power(10.0, -od)
+    img = record.illumination * stain_transmission(c_h, c_e, record.stain_vectors, record.stain_scales)
     if record.noise_std > 0:
         img += record.noise_std * rng.standard_normal((n, n, 3))
     mask = inside
