@@ -164,5 +164,15 @@ class Dashboard:
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
+    def save_failure_state(self) -> None:
+        """Screenshot and page text of a failed test (best effort: the page may be gone)."""
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        try:
+            self.page.screenshot(path=str(self.artifacts / "failure.png"), full_page=True, timeout=30_000)
+            (self.artifacts / "failure.txt").write_text(self.page.inner_text("body", timeout=30_000),
+                                                        encoding="utf-8")
+        except Exception as error:  # noqa: BLE001 - the test has already failed; keep its own error
+            (self.artifacts / "failure.txt").write_text(f"page state not saved: {error}", encoding="utf-8")
+
     def close(self) -> None:
         self.context.close()

@@ -64,25 +64,35 @@ def chromium() -> Iterator[object]:
         browser.close()
 
 
-@pytest.fixture
-def dashboard(request: pytest.FixtureRequest, voila_url: str, chromium: object) -> Iterator[object]:
-    """A fresh page on the Voila server; screenshots go to ``test-artifacts/browser/<test>/``."""
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Keep each phase's report on the item, so fixtures can tell a failed test."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def _page_fixture(request: pytest.FixtureRequest, base_url: str, chromium: object) -> Iterator[object]:
     from tests.browser import Dashboard
 
-    board = Dashboard(chromium, voila_url, ARTIFACTS / "browser" / request.node.name)
+    board = Dashboard(chromium, base_url, ARTIFACTS / "browser" / request.node.name)
     try:
         yield board
     finally:
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            board.save_failure_state()
         board.close()
+
+
+@pytest.fixture
+def dashboard(request: pytest.FixtureRequest, voila_url: str, chromium: object) -> Iterator[object]:
+    """A fresh page on the Voila server; screenshots go to ``test-artifacts/browser/<test>/``
+    (on failure also ``failure.png`` and ``failure.txt``: the page text at that moment)."""
+    yield from _page_fixture(request, voila_url, chromium)
 
 
 @pytest.fixture
 def gallery(request: pytest.FixtureRequest, voila_test_url: str, chromium: object) -> Iterator[object]:
     """Like ``dashboard``, on the test notebooks (widget gallery)."""
-    from tests.browser import Dashboard
-
-    board = Dashboard(chromium, voila_test_url, ARTIFACTS / "browser" / request.node.name)
-    try:
-        yield board
-    finally:
-        board.close()
+    yield from _page_fixture(request, voila_test_url, chromium)
