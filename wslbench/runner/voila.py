@@ -1,7 +1,8 @@
 """Serving the dashboards with Voila: localhost only, one folder only.
 
 ``wslbench dashboards`` calls :func:`serve`; the browser tests start the same
-command line through :func:`voila_argv` with tracebacks shown.
+command line through :func:`voila_argv` with tracebacks shown. Voila runs through
+:mod:`wslbench.runner.voila_main`, which keeps a lost socket wake-up from stalling a page.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def voila_argv(
     if not root.is_dir():
         raise DataNotFoundError(f"dashboards folder {root} does not exist; expected a folder of notebooks")
     return [
-        sys.executable, "-m", "voila", str(root),
+        # Voila itself, with the guard against lost ZeroMQ wake-ups (see voila_main)
+        sys.executable, "-m", "wslbench.runner.voila_main", str(root),
         "--no-browser",
         f"--Voila.ip={host}",
         f"--port={port}",
