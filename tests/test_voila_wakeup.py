@@ -1,4 +1,4 @@
-"""The Voila launcher's guard against lost ZeroMQ wake-ups (wslbench.runner.voila_main).
+"""The guard against lost ZeroMQ wake-ups (wslbench.runner.zmq_wakeup) and who installs it.
 
 The scenario is built deterministically: a reply lands on a DEALER socket while an
 asyncio ``get_msg`` waits, and its edge on ``ZMQ_FD`` is consumed behind asyncio's back
@@ -9,6 +9,7 @@ Voila's shell channel under load.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from queue import Empty
 
@@ -18,9 +19,9 @@ import zmq.asyncio
 from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.session import Session
 
-from wslbench.runner import voila_main
+from wslbench.runner import _papermill_child, zmq_wakeup
 from wslbench.runner.voila import voila_argv
-from wslbench.runner.voila_main import guarded_get_msg, install_wakeup_guard
+from wslbench.runner.zmq_wakeup import guarded_get_msg, install_wakeup_guard
 
 
 async def _reply_with_lost_wakeup(get_msg, wait_s: float) -> dict | None:  # noqa: ANN001
@@ -64,7 +65,7 @@ def test_guarded_wait_receives_the_reply_within_a_slice() -> None:
     msg = asyncio.run(_reply_with_lost_wakeup(lambda ch: guarded_get_msg(ch), 5.0))
     assert msg is not None and msg["header"]["msg_type"] == "kernel_info_reply"
     assert msg["content"] == {"status": "ok"}
-    assert time.monotonic() - start < 0.4 + 2 * voila_main.SLICE_S + 1.0
+    assert time.monotonic() - start < 0.4 + 2 * zmq_wakeup.SLICE_S + 1.0
 
 
 def test_guarded_wait_keeps_the_timeout_contract() -> None:
@@ -95,3 +96,14 @@ def test_install_replaces_the_channel_wait(monkeypatch: pytest.MonkeyPatch) -> N
 def test_dashboards_run_voila_through_the_guarded_entry_point(tmp_path) -> None:  # noqa: ANN001
     argv = voila_argv(tmp_path)
     assert argv[1:3] == ["-m", "wslbench.runner.voila_main"]
+
+
+def test_papermill_runs_install_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(AsyncZMQSocketChannel, "get_msg", AsyncZMQSocketChannel.get_msg)
+    seen: list[object] = []
+    monkeypatch.setattr(_papermill_child.papermill, "execute_notebook",
+                        lambda *a, **k: seen.append(AsyncZMQSocketChannel.get_msg))
+    spec = {"input": "in.ipynb", "output": "out.ipynb", "parameters": {}, "cwd": ".",
+            "kernel_name": "python3", "timeout": None}
+    assert _papermill_child.main([json.dumps(spec)]) == 0
+    assert seen == [guarded_get_msg]

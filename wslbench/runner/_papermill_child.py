@@ -7,9 +7,12 @@ import sys
 
 import papermill
 
+from wslbench.runner.zmq_wakeup import install_wakeup_guard
+
 
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
+    install_wakeup_guard()  # nbclient's waits here are the same as under Voila
     try:
         papermill.execute_notebook(
             spec["input"],

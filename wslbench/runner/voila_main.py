@@ -1,55 +1,16 @@
-"""Voila's entry point with a guard against lost ZeroMQ wake-ups (``python -m wslbench.runner.voila_main``).
+"""Voila's entry point with the lost-wake-up guard (``python -m wslbench.runner.voila_main``).
 
-Voila executes a dashboard's cells through nbclient, which waits for each
-``execute_reply`` with ``await shell_channel.get_msg(timeout=None)``. The wait is a
-``zmq.asyncio`` poll on the socket's edge-triggered ``ZMQ_FD``; if the edge is
-consumed elsewhere (a send or an ``EVENTS`` read on the same socket while the reply
-arrives), the poll never wakes although the reply sits in the socket. On a loaded
-2-core machine this stalled about one dashboard page in three at "Executing 4 of 6"
-with the kernel idle (measured in stop 16: the reply was waiting, ``EVENTS`` had
-``POLLIN``); reported upstream as voila-dashboards/voila#1395 and, for the kernel side
-of the same libzmq corollary, ipython/ipykernel#1554.
-
-:func:`install_wakeup_guard` makes the wait level-triggered: it polls in slices of
-:data:`SLICE_S` and, between slices, asks the socket itself whether a message is
-waiting. Everything else is Voila's own ``main``.
+Voila itself, after :func:`wslbench.runner.zmq_wakeup.install_wakeup_guard`: without it a
+busy machine left dashboard pages at "Executing n of m" for ever (see that module).
 """
 
 from __future__ import annotations
 
 import sys
-import time
-import typing as t
-from queue import Empty
 
-import zmq
+from wslbench.runner.zmq_wakeup import install_wakeup_guard
 
-__all__ = ["SLICE_S", "guarded_get_msg", "install_wakeup_guard", "main"]
-
-#: Longest a waiting message can go unnoticed, seconds.
-SLICE_S = 0.5
-
-
-async def guarded_get_msg(self: t.Any, timeout: float | None = None) -> dict[str, t.Any]:
-    """``AsyncZMQSocketChannel.get_msg`` that also notices a message whose wake-up was lost.
-
-    Same contract as jupyter_client's: the next message, or :class:`queue.Empty` once
-    ``timeout`` seconds (``None``: no limit) have passed without one.
-    """
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        left = SLICE_S if deadline is None else max(0.0, min(SLICE_S, deadline - time.monotonic()))
-        if await self.socket.poll(int(left * 1000)) or self.socket.get(zmq.EVENTS) & zmq.POLLIN:
-            return await self._recv()
-        if deadline is not None and time.monotonic() >= deadline:
-            raise Empty
-
-
-def install_wakeup_guard() -> None:
-    """Replace jupyter_client's asyncio ``get_msg`` by :func:`guarded_get_msg` (idempotent)."""
-    from jupyter_client.channels import AsyncZMQSocketChannel
-
-    AsyncZMQSocketChannel.get_msg = guarded_get_msg  # type: ignore[method-assign]
+__all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
