@@ -94,11 +94,9 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
 
 def _show_table(table: Any) -> None:
-    import pandas as pd
+    from wslbench.runner.summary import terminal_summary
 
-    cols = [c for c in table.columns if c not in ("path",)]
-    with pd.option_context("display.max_columns", 30, "display.width", 200, "display.max_colwidth", 40):
-        print(table[cols].to_string(index=False) if len(table) else "(no runs)")
+    print(terminal_summary(table))
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from wslbench.errors import DataNotFoundError, InvalidInputError
 from wslbench.runner.record import atomic_write_text
 from wslbench.runner.run_folder import PARTIAL_SUFFIX
 
-__all__ = ["collect_runs", "write_summary", "plot_summary"]
+__all__ = ["collect_runs", "write_summary", "plot_summary", "terminal_summary"]
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -68,6 +68,46 @@ def collect_runs(root: str | Path) -> pd.DataFrame:
         rows.append(row)
     columns = ["notebook", "run", "status", "duration_s", "path"]
     return pd.DataFrame(rows, columns=None if rows else columns)
+
+
+def _is_scalar(value: Any) -> bool:
+    """A number or a short word: what fits on a terminal line (lists are JSON text here)."""
+    if isinstance(value, bool | int | float):
+        return True
+    return isinstance(value, str) and len(value) <= 24 and not value.startswith(("[", "{"))
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def terminal_summary(table: pd.DataFrame, max_metrics: int = 6) -> str:
+    """One line per run for the terminal: notebook, run, status, duration, parameters and the
+    first ``max_metrics`` scalar metrics, with how many more the CSV holds.
+
+    The CSV (:func:`write_summary`) keeps every column; a run's table across several
+    notebooks is mostly empty cells and lists, which no terminal shows legibly.
+    """
+    if max_metrics < 0:
+        raise InvalidInputError(f"max_metrics must be >= 0, got {max_metrics}")
+    if not len(table):
+        return "(no runs)"
+    lines = []
+    for _, row in table.iterrows():
+        present = {k: v for k, v in row.items() if not (isinstance(v, float) and v != v) and v is not None}
+        params = [f"{k.removeprefix('param.')}={_short(v)}" for k, v in present.items()
+                  if k.startswith("param.") and _is_scalar(v)]
+        metrics = [f"{k.removeprefix('metric.')}={_short(v)}" for k, v in present.items()
+                   if k.startswith("metric.") and _is_scalar(v)]
+        others = sum(1 for k in present if k.startswith("metric.")) - min(len(metrics), max_metrics)
+        duration = present.get("duration_s")
+        head = [str(row["notebook"]), str(row["run"]), str(row["status"]),
+                "-" if duration is None else f"{float(duration):.0f} s"]
+        line = "  ".join(head + params[:4] + metrics[:max_metrics])
+        if others:
+            line += f"  (+{others} more metrics in the CSV)"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def write_summary(table: pd.DataFrame, path: str | Path) -> Path:
