@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ def collect_runs(root: str | Path) -> pd.DataFrame:
 
 def _is_scalar(value: Any) -> bool:
     """A number or a short word: what fits on a terminal line (lists are JSON text here)."""
-    if isinstance(value, bool | int | float):
+    if isinstance(value, numbers.Number):
         return True
     return isinstance(value, str) and len(value) <= 24 and not value.startswith(("[", "{"))
 
