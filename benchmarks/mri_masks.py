@@ -62,10 +62,10 @@ def trends() -> None:
               "no intra/inter-subject similarity")
     else:
         print(f"\nintra-subject {intra:.3f} vs inter-subject {inter:.3f} (paper 0.94 vs 0.80)")
-    report = mri.mask_report(config, data, mri.group_mask_cached(config, data))
+    report = mri.mask_report(config, data, mri.group_mask_cached(config, data).mask)
     print("group mask: " + ", ".join(f"{k} {v:.3f}" for k, v in report.items()))
     print(f"share of voxels masked (m < 0.95): "
-          f"{float(np.mean(mri.group_mask_cached(config, data).numpy() < 0.95)):.4f}")
+          f"{float(np.mean(mri.group_mask_cached(config, data).mask.numpy() < 0.95)):.4f}")
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import torch
 from wslbench.data import load_nifti
 from wslbench.errors import ConfigError
 from wslbench.experiments import mri
+from wslbench.training.progress import StopRequested as StopRequestedError
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def test_training_is_seeded_and_masks_stay_in_range(smoke, tmp_path):
     a, b = mri.train_fold(config, data), mri.train_fold(config, data)
     for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()):
         assert torch.equal(x, y)
-    mask = mri.group_mask_cached(config, data)
+    mask = mri.group_mask_cached(config, data).mask
     assert mask.shape == (1, 1, *data.cohort.volumes.shape[2:])
     assert float(mask.min()) >= 0.0 and float(mask.max()) <= 1.0
     assert not ((mask > 0.95) & (mask < 1.0)).any(), "threshold rule: values above 0.95 become 1"
@@ -108,3 +109,48 @@ def test_similarity_table_leaves_unmoved_masks_empty(smoke):
     table = mri._similarity_or_missing({"moved": moved, "still": torch.ones_like(moved)}, data.atlas)
     assert table.loc["moved", "moved"] == pytest.approx(1.0)
     assert np.isnan(table.loc["still", "moved"]) and mri.table_values(table)[1] == [None, None]
+
+
+def _cancel_after(epochs: int):
+    from wslbench.training.progress import StopRequested
+
+    def progress(step, total, info):
+        if step >= epochs:
+            raise StopRequested
+
+    return progress
+
+
+def test_a_cancelled_training_or_mask_is_returned_but_never_cached(smoke):
+    config, data = smoke
+    config = replace(config, train_seed=7, lambda1=0.003)  # keys no other test caches
+    cut = mri.train_fold_cached(config, data, progress=_cancel_after(1))
+    assert cut.interrupted and len(cut.history) == 1
+    full = mri.train_fold_cached(config, data)
+    assert not full.interrupted and len(full.history) > 1
+    assert mri.train_fold_cached(config, data) is full
+    half = mri.group_mask_cached(config, data, progress=_cancel_after(1))
+    assert half.interrupted and int(half.epochs.max()) == 1
+    whole = mri.group_mask_cached(config, data)
+    assert not whole.interrupted and int(whole.epochs.max()) > 1
+    assert mri.group_mask_cached(config, data) is whole
+    with pytest.raises(StopRequestedError):
+        mri.hyperparameter_similarity(config, data, "lambda1", [0.0031, 0.0032],
+                                      progress=_cancel_after(1))
+
+
+def test_train_fold_uses_cuda_when_available_and_no_device_is_given(smoke, monkeypatch):
+    config, data = smoke
+    asked = []
+
+    def fake(device):
+        asked.append(device)
+        return torch.device("cpu")
+
+    monkeypatch.setattr(mri, "resolve_device", fake)
+    mri.train_fold(replace(config, epochs=1), data)
+    assert asked == [None]
+    from wslbench.devices import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device(None) == torch.device("cuda")

@@ -77,3 +77,8 @@ def test_xdist_groups_run_on_one_worker(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     workers = log.read_text(encoding="utf-8").split()
     assert len(workers) == 6 and len(set(workers)) == 1, f"grouped tests ran on {sorted(set(workers))}"
+
+
+def test_license_is_an_spdx_expression_not_the_deprecated_table():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "BSD-3-Clause"

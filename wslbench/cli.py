@@ -38,16 +38,9 @@ def _parse_params(pairs: list[list[str]] | None) -> dict[str, Any]:
 
 
 def _checked_params(notebook: Path, params: dict[str, Any]) -> dict[str, Any]:
-    from wslbench.runner.notebooks import notebook_parameters
+    from wslbench.runner.notebooks import check_parameters
 
-    allowed = notebook_parameters(notebook)
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"unknown parameter(s) {', '.join(unknown)} for {notebook.stem}; "
-            f"expected some of: {', '.join(sorted(allowed))}"
-        )
-    return params
+    return check_parameters(notebook, params)
 
 
 def _print_results(results: list[Any]) -> None:
@@ -79,6 +72,8 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
     notebook = resolve_notebook(args.notebook)
     sets, timeout = load_grid(args.grid, allowed=set(notebook_parameters(notebook)))
+    for params in sets:
+        _checked_params(notebook, params)
     out = Path(args.out)
     print(f"wslbench: {len(sets)} runs of {notebook.stem} "
           f"({'dask ' + args.dask if args.dask else f'{args.workers} local worker(s)'})")
@@ -152,30 +147,35 @@ def _cmd_dashboards(args: argparse.Namespace) -> int:
 
 def _cmd_golden(args: argparse.Namespace) -> int:
     import json
-    import tempfile
 
     from wslbench.runner.golden import (
-        GOLDEN_PARAMETERS,
         diff_golden,
         golden_path,
+        kernel_selections,
         make_golden,
+        measure_metrics,
+        native_capability,
         write_golden,
     )
     from wslbench.runner.notebooks import resolve_notebook
-    from wslbench.runner.run_folder import execute_run
 
+    if args.sanity and not args.reason:
+        raise ConfigError("--sanity needs --reason TEXT (why the metric cannot be a golden yet)")
     notebook = resolve_notebook(args.notebook)
-    folder = Path(args.golden_dir)
-    path = golden_path(folder, notebook.stem)
+    path = golden_path(Path(args.golden_dir), notebook.stem)
     previous = json.loads(path.read_text()) if path.is_file() else None
-    with tempfile.TemporaryDirectory() as tmp:
-        result = execute_run(notebook, dict(GOLDEN_PARAMETERS), Path(tmp), threads=1, html=False)
-        if result.status != "succeeded":
-            print((result.folder / "log.txt").read_text()[-3000:], file=sys.stderr)
-            print(f"wslbench: {notebook.stem} failed; golden file unchanged", file=sys.stderr)
-            return 1
-        metrics = json.loads((result.folder / "metrics.json").read_text())
-    document = make_golden(notebook.stem, metrics, previous)
+    machine = native_capability()
+    selections = kernel_selections(machine)
+    print(f"wslbench golden: {notebook.stem} under {len(selections)} kernel selection(s) "
+          f"of this {machine.upper()} machine: {'; '.join(s.name for s in selections)}", flush=True)
+
+    def done(selection: Any, result: Any) -> None:
+        print(f"  {result.status:<10} {result.duration_s:6.1f}s  {selection.name}", flush=True)
+
+    runs = measure_metrics(notebook, selections, jobs=args.jobs, on_done=done)
+    document = make_golden(notebook.stem, runs, previous, selections=selections,
+                           sanity={p: args.reason for p in args.sanity or []},
+                           promote=args.golden or [], machine=machine)
     print("\n".join(diff_golden(previous, document)))
     write_golden(path, document)
     print(f"golden file: {path}")
@@ -191,7 +191,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from wslbench import __version__
+
     parser = _Parser(prog="wslbench", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"wslbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="execute a notebook into a run folder")
@@ -230,9 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     golden = sub.add_parser("golden", help="regression golden files")
     gsub = golden.add_subparsers(dest="golden_command", required=True)
-    update = gsub.add_parser("update", help="re-run NOTEBOOK (smoke, seed 0) and rewrite its golden file")
+    update = gsub.add_parser("update", help="re-run NOTEBOOK (smoke, seed 0) under several kernel "
+                             "selections and rewrite its golden file with measured tolerances")
     update.add_argument("notebook")
     update.add_argument("--golden-dir", default=str(GOLDEN_DIR))
+    update.add_argument("--sanity", action="append", metavar="PATTERN",
+                        help="record metrics matching this fnmatch pattern as sanity ranges only")
+    update.add_argument("--reason", help="why the --sanity metrics cannot be goldens (kept in the file)")
+    update.add_argument("--golden", action="append", metavar="PATTERN",
+                        help="measure again metrics this pattern matches that were sanity ranges")
+    update.add_argument("--jobs", type=int, default=2, help="one-thread runs at a time (default 2)")
     update.set_defaults(func=_cmd_golden)
     return parser
 

@@ -129,6 +129,10 @@ class PresetTable(Generic[C]):
         """Names of the configurable fields."""
         return [f.name for f in dataclasses.fields(self.config_cls)]
 
+    def field_hints(self) -> dict[str, Any]:
+        """Type hint of every configurable field, by name."""
+        return {name: self._hints[name] for name in self.field_names()}
+
     def build(self, preset: str = "demo", /, **overrides: Any) -> C:
         """The preset ``preset`` with ``overrides`` applied (``None`` values are ignored).
 

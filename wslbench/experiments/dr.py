@@ -48,6 +48,7 @@ from wslbench.data.fundus_preprocess import (
     sample_augmentation,
 )
 from wslbench.data.synthetic_fundus import LESION_TYPES, make_fundus_case
+from wslbench.devices import resolve_device
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.losses.sparsity import sparsity_enhanced_loss
 from wslbench.metrics import compute_froc, compute_froc_areas, compute_roc_curve, delong_ci
@@ -68,7 +69,6 @@ __all__ = [
     "DRTraining",
     "DREvaluation",
     "dr_config",
-    "resolve_device",
     "make_dr_data",
     "contralateral_index",
     "preprocess_images",
@@ -161,16 +161,6 @@ DR_PRESETS = PresetTable(
 def dr_config(preset: str = "demo", /, **overrides: object) -> DRConfig:
     """The ``preset`` configuration with ``overrides`` (``None`` keeps the preset's value)."""
     return DR_PRESETS.build(preset, **overrides)
-
-
-def resolve_device(device: str | None) -> torch.device:
-    """``device`` as a torch device; ``None`` is CUDA when available, else CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"unknown device {device!r}; expected e.g. 'cpu' or 'cuda'") from exc
 
 
 # --------------------------------------------------------------------------- data

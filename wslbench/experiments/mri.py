@@ -22,11 +22,12 @@ from typing import Literal
 import numpy as np
 import torch
 
-from wslbench.attribution.meaningful_perturbation import MeaningfulPerturbation
+from wslbench.attribution.meaningful_perturbation import MeaningfulPerturbation, PerturbationResult
 from wslbench.data.cohort_tsv import quality_check
 from wslbench.data.nifti import save_nifti
 from wslbench.data.parcellation import Parcellation, default_parcellation
 from wslbench.data.synthetic_mri import SyntheticCohort, make_synthetic_cohort
+from wslbench.devices import resolve_device
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.metrics.balanced_accuracy import compute_balanced_accuracy
 from wslbench.metrics.mask_similarity import (
@@ -40,7 +41,7 @@ from wslbench.models.mri import MRI_CNN_CONFIGS, MRICNN, build_mri_cnn
 from wslbench.presets import PresetTable
 from wslbench.seeding import seed_everything
 from wslbench.training.mri_training import predict_proba, subject_level_cv, train_mri_cnn
-from wslbench.training.progress import ProgressCallback
+from wslbench.training.progress import ProgressCallback, StopRequested
 
 __all__ = [
     "MRIConfig",
@@ -189,13 +190,17 @@ def make_mri_data(config: MRIConfig) -> MRIData:
 
 @dataclass
 class MRIRun:
-    """One trained fold: the model, its history and its test balanced accuracy."""
+    """One trained fold: the model, its history and its test balanced accuracy.
+
+    ``interrupted`` runs (cancelled through ``progress``) may be shown but are never cached.
+    """
 
     model: MRICNN
     fold: int
     history: object
     best_epoch: int
     test_balanced_accuracy: float
+    interrupted: bool = False
 
 
 def train_fold(
@@ -208,15 +213,14 @@ def train_fold(
     cohort = data.cohort
     seed_everything(config.train_seed + 1000 * config.seed + fold)
     model = build_mri_cnn(config.cnn, input_shape=tuple(cohort.volumes.shape[2:]))
-    if config.device is not None:
-        model = model.to(config.device)
+    model = model.to(resolve_device(config.device))
     result = train_mri_cnn(model, cohort.volumes, cohort.labels, f.train, f.val,
                            epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                            weight_decay=config.weight_decay, patience=config.patience,
                            progress=progress, seed=config.train_seed + 1000 * config.seed + fold)
     probs = predict_proba(result.model, cohort.volumes, config.batch_size, indices=f.test)
     bacc = compute_balanced_accuracy(probs.argmax(1).numpy(), cohort.labels[f.test].numpy())
-    return MRIRun(result.model, fold, result.history, result.best_epoch, bacc)
+    return MRIRun(result.model, fold, result.history, result.best_epoch, bacc, result.interrupted)
 
 
 _RUNS: dict[tuple[MRIConfig, int], tuple[MRIData, MRIRun]] = {}
@@ -226,13 +230,16 @@ _MASKS: dict[tuple[MRIConfig, int], tuple[MRIData, torch.Tensor]] = {}
 def train_fold_cached(
     config: MRIConfig, data: MRIData, fold: int = 0, *, progress: ProgressCallback | None = None
 ) -> MRIRun:
-    """:func:`train_fold` memoised on the training fields of ``config``, ``fold`` and ``data``."""
+    """:func:`train_fold` memoised on the training fields of ``config``, ``fold`` and ``data``
+    (an interrupted run is returned but not cached)."""
     key = (_training_key(config), fold)
     cached = _RUNS.get(key)
-    if cached is None or cached[0] is not data:
-        cached = (data, train_fold(config, data, fold, progress=progress))
-        _RUNS[key] = cached
-    return cached[1]
+    if cached is not None and cached[0] is data:
+        return cached[1]
+    run = train_fold(config, data, fold, progress=progress)
+    if not run.interrupted:
+        _RUNS[key] = (data, run)
+    return run
 
 
 def _training_key(config: MRIConfig) -> MRIConfig:
@@ -272,9 +279,10 @@ def _correct_ad(run: MRIRun, data: MRIData, index: np.ndarray, config: MRIConfig
 
 def group_mask(
     config: MRIConfig, data: MRIData, *, fold: int = 0, progress: ProgressCallback | None = None
-) -> torch.Tensor:
-    """Group-level mask ``(1, 1, D, H, W)`` of the correctly classified AD test images,
-    with the correctly classified AD validation images as its validation set (2.3.5)."""
+) -> PerturbationResult:
+    """Group-level mask ``(1, 1, D, H, W)`` (``.mask``) of the correctly classified AD test
+    images, with the correctly classified AD validation images as its validation set (2.3.5).
+    A cancel through ``progress`` returns the best mask so far with ``interrupted=True``."""
     run = train_fold_cached(config, data, fold)
     f = data.folds[fold]
     images = _correct_ad(run, data, f.test, config)
@@ -284,20 +292,21 @@ def group_mask(
     if len(val) == 0:
         val = images
     v = data.cohort.volumes
-    result = _explainer(config, run.model).optimise_group(
-        v[images], 1, v[val], 1, progress=progress)
-    return result.mask
+    return _explainer(config, run.model).optimise_group(v[images], 1, v[val], 1, progress=progress)
 
 
 def group_mask_cached(
     config: MRIConfig, data: MRIData, *, fold: int = 0, progress: ProgressCallback | None = None
-) -> torch.Tensor:
-    """:func:`group_mask` memoised on (config, data) (the β/λ sliders of notebook 05)."""
+) -> PerturbationResult:
+    """:func:`group_mask` memoised on (config, data) (the β/λ sliders of notebook 05);
+    an interrupted result is returned but never cached, so a rerun computes it in full."""
     cached = _MASKS.get((config, fold))
-    if cached is None or cached[0] is not data:
-        cached = (data, group_mask(config, data, fold=fold, progress=progress))
-        _MASKS[(config, fold)] = cached
-    return cached[1]
+    if cached is not None and cached[0] is data:
+        return cached[1]
+    result = group_mask(config, data, fold=fold, progress=progress)
+    if not result.interrupted:
+        _MASKS[(config, fold)] = (data, result)
+    return result
 
 
 def session_masks(
@@ -352,8 +361,11 @@ def hyperparameter_similarity(
     masks: dict[str, torch.Tensor] = {}
     for value in values:
         typed = int(value) if name == "train_seed" else float(value)
-        masks[f"{name}={value:g}"] = group_mask_cached(replace(config, **{name: typed}),
-                                                       data, fold=fold, progress=progress)
+        result = group_mask_cached(replace(config, **{name: typed}), data, fold=fold,
+                                   progress=progress)
+        if result.interrupted:
+            raise StopRequested(f"cancelled while optimising the mask for {name}={value:g}")
+        masks[f"{name}={value:g}"] = result.mask
     return _similarity_or_missing(masks, data.atlas)
 
 
@@ -383,8 +395,13 @@ def fold_masks(
     progress: ProgressCallback | None = None,
 ) -> dict[str, torch.Tensor]:
     """Group mask of each fold's model on its own AD test images (Fig. 6, folds)."""
-    return {f"fold {k}": group_mask_cached(config, data, fold=k, progress=progress)
-            for k in folds}
+    masks = {}
+    for k in folds:
+        result = group_mask_cached(config, data, fold=k, progress=progress)
+        if result.interrupted:
+            raise StopRequested(f"cancelled while optimising the mask of fold {k}")
+        masks[f"fold {k}"] = result.mask
+    return masks
 
 
 def cross_prob_cnn(

@@ -144,7 +144,7 @@ def ssl_config(preset: str = "demo", /, **overrides: object) -> SSLConfig:
 
 
 def _device(config: SSLConfig) -> torch.device:
-    from wslbench.experiments.dr import resolve_device
+    from wslbench.devices import resolve_device
 
     return resolve_device(config.device)
 

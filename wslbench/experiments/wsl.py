@@ -178,7 +178,7 @@ def wsl_config(preset: str = "demo", /, **overrides: object) -> WSLConfig:
 
 
 def _device(config: WSLConfig) -> torch.device:
-    from wslbench.experiments.dr import resolve_device
+    from wslbench.devices import resolve_device
 
     return resolve_device(config.device)
 

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ def execute_notebook(
     *,
     timeout: float | None = None,
     threads: int | None = None,
+    env: Mapping[str, str] | None = None,
     output_name: str = "executed.ipynb",
     log_name: str = "log.txt",
 ) -> subprocess.CompletedProcess[str]:
@@ -41,6 +43,7 @@ def execute_notebook(
         parameters: values injected after the ``parameters`` cell.
         timeout: per-cell execution timeout in seconds (``None``: no limit).
         threads: torch threads in the kernel (``WSLBENCH_THREADS``); default: unchanged.
+        env: extra environment variables of the kernel (e.g. ``ATEN_CPU_CAPABILITY``).
         output_name: file name of the executed notebook inside ``run_dir``.
         log_name: file name of the combined stdout/stderr log inside ``run_dir``.
 
@@ -54,7 +57,7 @@ def execute_notebook(
         raise DataNotFoundError(f"notebook {notebook} does not exist; expected a .ipynb file")
     if not run_dir.is_dir():
         raise RunError(f"run folder {run_dir} does not exist; expected an existing folder")
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     env[RUN_DIR_ENV] = str(run_dir)
     env.setdefault("MPLBACKEND", "Agg")
     env["PYTHONUNBUFFERED"] = "1"

@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,6 +78,7 @@ def execute_run(
     timeout: float | None = None,
     threads: int | None = None,
     html: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> RunResult:
     """Execute ``notebook`` with ``parameters`` into a new run folder under ``out``.
 
@@ -87,6 +89,7 @@ def execute_run(
         timeout: per-cell timeout in seconds.
         threads: torch threads in the kernel.
         html: also export ``executed.html``.
+        env: extra environment variables of the kernel (kernel selection for goldens).
     """
     preset = parameters.get("preset")
     if preset is not None and preset not in PRESET_NAMES:
@@ -103,7 +106,8 @@ def execute_run(
     if previous is not None:
         signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        proc = execute_notebook(notebook, partial, parameters, timeout=timeout, threads=threads)
+        proc = execute_notebook(notebook, partial, parameters, timeout=timeout, threads=threads,
+                                env=env)
         returncode = proc.returncode
     except KeyboardInterrupt:
         interrupted, returncode = True, -signal.SIGINT

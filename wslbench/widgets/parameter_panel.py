@@ -11,6 +11,8 @@ is a :data:`~wslbench.training.ProgressCallback`: the long functions of wslbench
 
 from __future__ import annotations
 
+import html
+
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -187,10 +189,10 @@ class ParameterPanel:
             self.status.value = "cancelled"
         except WslbenchError as exc:
             self.error = str(exc)
-            self.status.value = f"<span style='color:#b00'>{exc}</span>"
+            self.status.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
         except Exception as exc:  # shown in the page, never as a traceback
             self.error = f"{type(exc).__name__}: {exc}"
-            self.status.value = f"<span style='color:#b00'>{self.error}</span>"
+            self.status.value = f"<span style='color:#b00'>{html.escape(self.error)}</span>"
         finally:
             self.runs += 1
             self.cancel_button.disabled = True
