@@ -12,7 +12,6 @@ is a :data:`~wslbench.training.ProgressCallback`: the long functions of wslbench
 from __future__ import annotations
 
 import html
-
 import threading
 import time
 from collections.abc import Callable, Mapping
