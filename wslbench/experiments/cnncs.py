@@ -155,7 +155,7 @@ class CNNCSConfig:
 
 CNNCS_PRESETS = PresetTable(
     CNNCSConfig,
-    smoke=CNNCSConfig(image_size=96, n_train_images=4, n_test_images=2, target_mean=4.0,
+    smoke=CNNCSConfig(image_size=96, n_train_images=4, n_test_images=6, target_mean=4.0,
                       patch_size=48, m=12, n_lines=6, base_width=8,
                       epochs=2, warmup_epochs=1, batch_size=16, density_epochs=2, density_width=8,
                       solver_iterations=50, lista_iterations=5),

@@ -154,8 +154,8 @@ class WSLConfig:
 
 WSL_PRESETS = PresetTable(
     WSLConfig,
-    smoke=WSLConfig(base_width=4, image_size=64, n_images=36, n_folds=2, folds_to_run=1,
-                    test_fraction=0.3, epochs=2, batch_size=8, unet_depth=2, unet_width=4,
+    smoke=WSLConfig(base_width=8, image_size=64, n_images=80, n_folds=2, folds_to_run=1,
+                    test_fraction=0.3, epochs=15, batch_size=8, unet_depth=2, unet_width=4,
                     unet_epochs=2),
     demo=WSLConfig(),
     paper=WSLConfig(base_width=64, output_stride=16, image_size=416, n_images=165, n_folds=5,

@@ -321,6 +321,12 @@ def _sanity_range(values: list[Any]) -> list[float] | None:
     return None
 
 
+def _round_up(x: float) -> float:
+    """``x`` rounded *up* to three significant digits (a readable tolerance, never tighter)."""
+    step = 10.0 ** (math.floor(math.log10(x)) - 2)
+    return float(f"{math.ceil(x / step * (1 - 1e-12)) * step:.3g}")
+
+
 def make_golden(
     stem: str,
     runs: list[dict[str, Any]],
@@ -385,7 +391,7 @@ def make_golden(
             out[name] = {"value": value, "policy": "exact (count): identical in every kernel selection"}
             continue
         out[name] = {
-            "value": value, "abs": float(f"{MARGIN * spread + FLOOR_ABS:.3g}"), "rel": FLOOR_REL,
+            "value": value, "abs": _round_up(MARGIN * spread + FLOOR_ABS), "rel": FLOOR_REL,
             "spread": spread,
             "policy": f"measured spread {spread:.3g} over {len(runs)} kernel selections; "
                       f"tolerance {MARGIN:g}× spread + {FLOOR_ABS:g} (JSON round-off)",
