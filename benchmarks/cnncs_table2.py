@@ -16,8 +16,8 @@ import time
 
 import torch
 
+from wslbench.data.splits import format_mean_std
 from wslbench.experiments import cnncs
-from wslbench.training.splits import format_mean_std
 
 PAPER_F1 = {"CNNCS": 0.821, "ECNNCS-1": 0.851, "ECNNCS-2": 0.862}
 

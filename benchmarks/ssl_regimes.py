@@ -17,8 +17,8 @@ import time
 
 import torch
 
+from wslbench.data.splits import format_mean_std, mean_std
 from wslbench.experiments import ssl
-from wslbench.training.splits import format_mean_std, mean_std
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ import time
 
 import torch
 
+from wslbench.data.splits import format_mean_std
 from wslbench.experiments import wsl
-from wslbench.training.splits import format_mean_std
 
 PAPER = {  # Table 4.1: accuracy %, Dice %
     "CAM - Average": ("99.75 ± 0.56", "68.43 ± 0.73"),

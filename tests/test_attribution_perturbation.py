@@ -18,7 +18,7 @@ from wslbench.attribution import (
 )
 from wslbench.attribution.meaningful_perturbation import _Adam
 from wslbench.errors import ConfigError, InvalidInputError
-from wslbench.training.progress import StopRequested
+from wslbench.progress import StopRequested
 
 REGION_2D = (slice(4, 8), slice(8, 12))
 REGION_3D = (slice(2, 5), slice(3, 6), slice(1, 4))

@@ -5,9 +5,9 @@ import pickle
 import pytest
 import torch
 
+from wslbench.checkpoint import load_checkpoint, load_state_dict, save_checkpoint
 from wslbench.errors import DataFormatError, RunError, UnsafeFileError
 from wslbench.nn import ResNet
-from wslbench.training import load_checkpoint, load_state_dict, save_checkpoint
 
 
 class _Evil:

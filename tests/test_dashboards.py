@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from wslbench.checkpoint import save_checkpoint
 from wslbench.dashboards import fundus, histology, mri
 from wslbench.dashboards.app import DashboardApp
 from wslbench.dashboards.findings import Finding, connected_regions, findings_csv
@@ -43,9 +44,8 @@ from wslbench.dashboards.uploads import (
 from wslbench.data.synthetic_fundus import make_fundus_case
 from wslbench.data.synthetic_mri import mni_grid
 from wslbench.errors import ConfigError, DataFormatError, InvalidInputError
+from wslbench.progress import report
 from wslbench.runner.model_store import model_payload
-from wslbench.training.checkpoint import save_checkpoint
-from wslbench.training.progress import report
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ from wslbench.experiments.dr_ensemble import (
     fit_dr_ensemble,
     select_checkpoints,
 )
-from wslbench.training import StopRequested
+from wslbench.progress import StopRequested
 
 
 @pytest.fixture(scope="module")
@@ -149,8 +149,8 @@ def test_real_skimage_retina_goes_through_the_network(smoke):
 
 
 def test_checkpoints_are_saved_and_load_safely(smoke, tmp_path):
+    from wslbench.checkpoint import load_checkpoint
     from wslbench.errors import RunError
-    from wslbench.training import load_checkpoint
 
     config, _, run = smoke
     paths = dr.save_dr_checkpoints(run, tmp_path)

@@ -11,7 +11,7 @@ import torch
 from wslbench.data import load_nifti
 from wslbench.errors import ConfigError
 from wslbench.experiments import mri
-from wslbench.training.progress import StopRequested as StopRequestedError
+from wslbench.progress import StopRequested as StopRequestedError
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_similarity_table_leaves_unmoved_masks_empty(smoke):
 
 
 def _cancel_after(epochs: int):
-    from wslbench.training.progress import StopRequested
+    from wslbench.progress import StopRequested
 
     def progress(step, total, info):
         if step >= epochs:

@@ -38,6 +38,7 @@ from wslbench import cli
 from wslbench.attacks import ATTACKS
 from wslbench.attacks.base import check_attack_input
 from wslbench.attribution import create_attribution
+from wslbench.checkpoint import load_checkpoint, load_state_dict
 from wslbench.data import camelyon_patches as cam
 from wslbench.data import cohort_tsv, dr_loaders, fundus_preprocess, histology_loaders, nifti
 from wslbench.data.parcellation import load_parcellation
@@ -49,7 +50,6 @@ from wslbench.losses.sparsity import SparsityEnhancedLoss
 from wslbench.models import create_dr_net, create_ssl_model
 from wslbench.pooling import create_pooling
 from wslbench.runner.grid import load_grid
-from wslbench.training.checkpoint import load_checkpoint, load_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "notebooks" / "tiny.ipynb"

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from wslbench.checkpoint import save_checkpoint
 from wslbench.errors import InvalidInputError, RunError
 from wslbench.runner.model_store import (
     find_latest_model,
@@ -19,7 +20,6 @@ from wslbench.runner.model_store import (
     runs_root,
     save_run_model,
 )
-from wslbench.training.checkpoint import save_checkpoint
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from wslbench.models.density import (
     train_density_net,
 )
 from wslbench.models.local_maxima import LocalMaximaDetector
-from wslbench.training.progress import StopRequested
+from wslbench.progress import StopRequested
 
 # ---------------------------------------------------------------------------------- target
 

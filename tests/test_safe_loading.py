@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from wslbench import cli
+from wslbench import checkpoint, cli
+from wslbench.checkpoint import load_checkpoint, load_state_dict, save_checkpoint
 from wslbench.errors import DataFormatError, RunError, UnsafeFileError
 from wslbench.runner.grid import load_grid
-from wslbench.training import checkpoint
-from wslbench.training.checkpoint import load_checkpoint, load_state_dict, save_checkpoint
 
 PACKAGE = Path(__file__).resolve().parents[1] / "wslbench"
 SOURCES = sorted(PACKAGE.rglob("*.py"))

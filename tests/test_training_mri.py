@@ -15,9 +15,9 @@ from torch import nn
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.metrics import BalancedAccuracyMetric, compute_balanced_accuracy
 from wslbench.models import build_mri_cnn
+from wslbench.progress import StopRequested
 from wslbench.training import (
     EarlyStopping,
-    StopRequested,
     predict_proba,
     standardized_mean_difference,
     subject_level_cv,

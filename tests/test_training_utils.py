@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from wslbench.data.splits import format_mean_std, kfold_splits, mean_std
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.training import (
     CosineSchedule,
@@ -22,10 +23,7 @@ from wslbench.training import (
     adjust_saturation,
     augment_images,
     augment_masks,
-    format_mean_std,
-    kfold_splits,
     lambda_lr,
-    mean_std,
     sgd_nesterov,
 )
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from wslbench.attacks.ddn import DDN
 from wslbench.errors import ConfigError
-from wslbench.training.progress import ProgressCallback, report
+from wslbench.progress import ProgressCallback, report
 
 __all__ = ["adversarial_loss", "train_adversarial"]
 

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from wslbench.attacks.base import ATTACKS, AttackResult, check_attack_input, is_adversarial
-from wslbench.attribution.base import preserved_model_state
 from wslbench.errors import ConfigError
+from wslbench.model_state import preserved_model_state
 
 __all__ = ["CarliniWagnerL2"]
 

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from wslbench.attacks.base import ATTACKS, AttackResult, check_attack_input, is_adversarial
-from wslbench.attribution.base import preserved_model_state
 from wslbench.errors import ConfigError
+from wslbench.model_state import preserved_model_state
 
 __all__ = ["DDN", "cosine_step_size"]
 

@@ -16,7 +16,6 @@ from wslbench.attribution.base import (
     check_input,
     create_attribution,
     list_attribution,
-    preserved_model_state,
     register_attribution,
     select_target,
 )
@@ -43,7 +42,6 @@ __all__ = [
     "check_input",
     "create_attribution",
     "list_attribution",
-    "preserved_model_state",
     "register_attribution",
     "select_target",
     "CAM",

@@ -19,13 +19,11 @@ input's ``.grad`` untouched (:func:`preserved_model_state`).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 from torch import nn
 
 from wslbench.errors import InvalidInputError
+from wslbench.model_state import preserved_model_state
 from wslbench.registry import Registry
 
 __all__ = [
@@ -99,20 +97,6 @@ def select_target(output: torch.Tensor, target: int | torch.Tensor | None) -> to
                 f"target must be an int or {b} class indices in [0, {k}), got {target!r}"
             )
     return output.gather(1, index[:, None])[:, 0]
-
-
-@contextlib.contextmanager
-def preserved_model_state(model: nn.Module) -> Iterator[None]:
-    """Restore ``model``'s train/eval flags and parameters' ``requires_grad`` on exit."""
-    modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    try:
-        yield
-    finally:
-        for m, mode in modes:
-            m.train(mode)
-        for p, flag in flags:
-            p.requires_grad_(flag)
 
 
 class Attribution:

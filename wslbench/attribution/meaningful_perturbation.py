@@ -79,7 +79,8 @@ from wslbench.attribution.base import (
     register_attribution,
 )
 from wslbench.errors import ConfigError, InvalidInputError
-from wslbench.training.progress import ProgressCallback, StopRequested, report
+from wslbench.progress import ProgressCallback, StopRequested, report
+from wslbench.validation import check_int
 
 __all__ = [
     "MeaningfulPerturbation",
@@ -263,12 +264,6 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
         yield slice(first, min(first + size, n))
 
 
-def _positive_int(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"MeaningfulPerturbation {name} must be a positive int, got {value!r}")
-    return value
-
-
 def _non_negative(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
         raise ConfigError(f"MeaningfulPerturbation {name} must be a number >= 0, got {value!r}")
@@ -352,7 +347,7 @@ class MeaningfulPerturbation(Attribution):
         if not _non_negative("lr", lr) > 0:
             raise ConfigError(f"MeaningfulPerturbation lr must be > 0, got {lr!r}")
         self.lr = float(lr)
-        self.max_iter = _positive_int("max_iter", max_iter)
+        self.max_iter = check_int("MeaningfulPerturbation max_iter", max_iter)
         if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not math.isfinite(mu):
             raise ConfigError(f"MeaningfulPerturbation mu must be a finite number, got {mu!r}")
         self.mu = float(mu)
@@ -362,16 +357,16 @@ class MeaningfulPerturbation(Attribution):
             )
         self.threshold = float(threshold)
         self.tolerance = _non_negative("tolerance", tolerance)
-        self.patience = _positive_int("patience", patience)
-        self.batch_size = _positive_int("batch_size", batch_size)
+        self.patience = check_int("MeaningfulPerturbation patience", patience)
+        self.batch_size = check_int("MeaningfulPerturbation batch_size", batch_size)
         if not _non_negative("session_factor", session_factor) > 0:
             raise ConfigError(
                 f"MeaningfulPerturbation session_factor must be > 0, got {session_factor!r}"
             )
         self.session_factor = float(session_factor)
-        self.session_max_iter = _positive_int("session_max_iter", session_max_iter)
+        self.session_max_iter = check_int("MeaningfulPerturbation session_max_iter", session_max_iter)
         self.session_tolerance = _non_negative("session_tolerance", session_tolerance)
-        self.session_patience = _positive_int("session_patience", session_patience)
+        self.session_patience = check_int("MeaningfulPerturbation session_patience", session_patience)
         if not _non_negative("eps", eps) > 0:
             raise ConfigError(f"MeaningfulPerturbation eps must be > 0, got {eps!r}")
         self.eps = float(eps)

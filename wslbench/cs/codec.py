@@ -52,13 +52,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from wslbench.errors import ConfigError, InvalidInputError
+from wslbench.validation import check_int
 
 __all__ = ["LineGeometry", "ProjectionCodec", "MAX_CODE_ENTRIES"]
 
@@ -82,11 +83,6 @@ class LineGeometry:
     origins: np.ndarray
     directions: np.ndarray
     length: float
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -116,11 +112,11 @@ class ProjectionCodec:
     bin_size: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_int("height", self.height, 1)
-        _check_int("width", self.width, 1)
-        _check_int("n_lines", self.n_lines, 1)
-        _check_int("code_length", self.code_length, 1)
-        _check_int("seed", self.seed, 0)
+        check_int("height", self.height, minimum=1)
+        check_int("width", self.width, minimum=1)
+        check_int("n_lines", self.n_lines, minimum=1)
+        check_int("code_length", self.code_length, minimum=1)
+        check_int("seed", self.seed, minimum=0)
         beta = self.count_weight
         if (
             isinstance(beta, bool)

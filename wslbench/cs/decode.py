@@ -52,6 +52,7 @@ from torch import Tensor
 
 from wslbench.cs.codec import ProjectionCodec
 from wslbench.errors import ConfigError, InvalidInputError
+from wslbench.validation import check_number
 
 __all__ = ["Decoded", "decode", "find_peaks", "mean_shift"]
 
@@ -95,7 +96,7 @@ def find_peaks(
     a_hat = np.asarray(a_hat, dtype=np.float64)
     if a_hat.ndim != 2 or not np.isfinite(a_hat).all():
         raise InvalidInputError(f"a_hat must be a finite (L, n) array, got shape {a_hat.shape}")
-    _check_positive("threshold", threshold)
+    check_number("threshold", threshold)
     if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
         raise ConfigError(f"peak radius must be an integer >= 0, got {radius!r}")
     padded = np.pad(a_hat, ((0, 0), (radius, radius)), constant_values=-np.inf)
@@ -140,7 +141,7 @@ def mean_shift(
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
         raise InvalidInputError(f"points must be a finite (N, 2) array, got shape {points.shape}")
-    _check_positive("bandwidth", bandwidth)
+    check_number("bandwidth", bandwidth)
     if len(points) == 0:
         return np.zeros((0, 2)), np.zeros(0, dtype=np.int64)
     seeds = np.unique(np.round(points / bandwidth), axis=0) * bandwidth
@@ -364,11 +365,11 @@ def decode(
     if lines < 2:
         raise ConfigError(f"decoding needs at least 2 observation lines, the codec has {lines}")
     min_votes = max(2, math.ceil(lines / 2)) if min_votes is None else min_votes
-    _check_positive("threshold", threshold)
-    _check_positive("bandwidth", bandwidth)
+    check_number("threshold", threshold)
+    check_number("bandwidth", bandwidth)
     if tolerance is None:  # 2 px, or one bin when bins are coarser
         tolerance = max(2.0, codec.bin_size)
-    _check_positive("tolerance", tolerance)
+    check_number("tolerance", tolerance)
     if isinstance(min_votes, bool) or not isinstance(min_votes, int) or not 2 <= min_votes <= lines:
         raise ConfigError(f"min_votes must be an integer in [2, {lines}], got {min_votes!r}")
     if isinstance(peak_radius, bool) or not isinstance(peak_radius, int) or peak_radius < 0:
@@ -413,11 +414,3 @@ def decode(
     return out
 
 
-def _check_positive(name: str, value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from wslbench.errors import InvalidInputError
 from wslbench.registry import Registry
+from wslbench.validation import check_int
 
 __all__ = [
     "SOLVERS",
@@ -128,13 +129,6 @@ def check_problem(x: Tensor, D: Tensor, lam: float) -> None:
     if not bool(torch.isfinite(x).all()):
         raise InvalidInputError("x must be finite (no NaN or inf)")
     check_lam(lam)
-
-
-def _check_positive_int(name: str, value: int | None, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _check_tol(value: float | None, *, allow_none: bool = False) -> None:
@@ -280,7 +274,7 @@ class ISTA(Solver):
     """
 
     def __init__(self, max_iter: int = 1000, tol: float = 1e-6) -> None:
-        _check_positive_int("max_iter", max_iter)
+        check_int("max_iter", max_iter, error=InvalidInputError)
         _check_tol(tol)
         self.max_iter = max_iter
         self.tol = tol
@@ -310,7 +304,7 @@ class FISTA(Solver):
     """
 
     def __init__(self, max_iter: int = 1000, tol: float = 1e-6, restart: bool = True) -> None:
-        _check_positive_int("max_iter", max_iter)
+        check_int("max_iter", max_iter, error=InvalidInputError)
         _check_tol(tol)
         if not isinstance(restart, bool):
             raise InvalidInputError(f"restart must be a bool, got {restart!r}")
@@ -345,7 +339,8 @@ class OMP(Solver):
     """
 
     def __init__(self, n_nonzero: int | None = None, tol: float | None = None) -> None:
-        _check_positive_int("n_nonzero", n_nonzero, allow_none=True)
+        if n_nonzero is not None:
+            check_int("n_nonzero", n_nonzero, error=InvalidInputError)
         _check_tol(tol, allow_none=True)
         self.n_nonzero = n_nonzero
         self.tol = tol
@@ -406,7 +401,7 @@ class LISTA(nn.Module):
             ("n_atoms", n_atoms),
             ("n_iter", n_iter),
         ):
-            _check_positive_int(name, value)
+            check_int(name, value, error=InvalidInputError)
         self.n_measurements = n_measurements
         self.n_atoms = n_atoms
         self.n_iter = n_iter

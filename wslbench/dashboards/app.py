@@ -28,7 +28,7 @@ from wslbench.dashboards.overlay import Analysis, OverlayView
 from wslbench.dashboards.report import build_report, download_link, report_name
 from wslbench.dashboards.uploads import UploadedFile, UploadPolicy, read_upload
 from wslbench.errors import WslbenchError
-from wslbench.training.progress import ProgressCallback
+from wslbench.progress import ProgressCallback
 
 __all__ = ["Modality", "DashboardApp", "error_text"]
 

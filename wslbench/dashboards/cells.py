@@ -54,7 +54,7 @@ from wslbench.dashboards.uploads import MICROSCOPY_POLICY, UploadedFile, decode_
 from wslbench.data.synthetic_cells import CellImageConfig, make_cell_dataset
 from wslbench.errors import InvalidInputError
 from wslbench.experiments import cnncs
-from wslbench.training.progress import ProgressCallback, report
+from wslbench.progress import ProgressCallback, report
 from wslbench.viz.heatmaps import heatmap_comparison_figure
 
 __all__ = ["SPEC", "MAX_SIDE", "CellInput", "CellView", "CellsModality", "analyse_cells",

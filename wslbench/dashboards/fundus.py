@@ -34,7 +34,7 @@ from wslbench.data.fundus_preprocess import preprocess_fundus, resample_like
 from wslbench.data.synthetic_fundus import make_fundus_case
 from wslbench.experiments import dr
 from wslbench.models.dr import build_dr_net
-from wslbench.training.progress import ProgressCallback
+from wslbench.progress import ProgressCallback
 
 __all__ = ["SPEC", "FundusModality", "analyse_fundus", "guess_lesion_type", "build_dashboard"]
 

@@ -27,7 +27,7 @@ from wslbench.dashboards.uploads import HISTOLOGY_POLICY, UploadedFile, decode_i
 from wslbench.data.synthetic_histology import HISTOLOGY_TASKS, make_histology_dataset
 from wslbench.experiments import wsl
 from wslbench.pooling.postprocess import upsample_maps
-from wslbench.training.progress import ProgressCallback
+from wslbench.progress import ProgressCallback
 
 __all__ = ["SPEC", "HistologyModality", "analyse_histology", "build_dashboard"]
 

@@ -24,8 +24,10 @@ from typing import Any
 
 from torch import nn
 
+from wslbench.checkpoint import save_checkpoint
 from wslbench.errors import ConfigError, RunError, WslbenchError
 from wslbench.presets import config_to_dict
+from wslbench.progress import ProgressCallback
 from wslbench.runner.model_store import (
     StoredModel,
     find_latest_model,
@@ -35,8 +37,6 @@ from wslbench.runner.model_store import (
     runs_root,
 )
 from wslbench.runner.run_folder import params_hash
-from wslbench.training.checkpoint import save_checkpoint
-from wslbench.training.progress import ProgressCallback
 
 __all__ = [
     "CACHE_DIR_ENV",

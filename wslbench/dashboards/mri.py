@@ -39,8 +39,8 @@ from wslbench.errors import InvalidInputError
 from wslbench.experiments import mri
 from wslbench.metrics.mask_similarity import roi_vector
 from wslbench.models.mri import build_mri_cnn
+from wslbench.progress import ProgressCallback
 from wslbench.training.mri_training import predict_proba
-from wslbench.training.progress import ProgressCallback
 from wslbench.viz.volume import AXIS_NAMES, orthogonal_slices, orthogonal_slices_figure
 
 __all__ = ["SPEC", "MRIModality", "SliceView", "analyse_mri", "to_model_grid", "build_dashboard"]

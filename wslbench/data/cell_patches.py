@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from wslbench.errors import InvalidInputError
+from wslbench.validation import check_int
 
 __all__ = [
     "CellPatches",
@@ -72,12 +73,6 @@ class CellPatches:
     def counts(self) -> np.ndarray:
         """``(M,)`` int64 number of cells per patch (the count label c of 4.1)."""
         return np.array([len(c) for c in self.centroids], np.int64)
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise InvalidInputError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _spatial(image: np.ndarray, name: str = "image") -> np.ndarray:
@@ -137,9 +132,9 @@ def patch_origins(height: int, width: int, *, size: int, stride: int | None = No
         ``(M, 2)`` int64 ``(row, col)`` corners in row-major order (``M = 0`` when the
         image is smaller than a patch).
     """
-    height, width = _positive_int(height, "height"), _positive_int(width, "width")
-    size = _positive_int(size, "size")
-    stride = size if stride is None else _positive_int(stride, "stride")
+    height, width = check_int("height", height, error=InvalidInputError), check_int("width", width, error=InvalidInputError)
+    size = check_int("size", size, error=InvalidInputError)
+    stride = size if stride is None else check_int("stride", stride, error=InvalidInputError)
     rows = np.arange(0, height - size + 1, stride)
     cols = np.arange(0, width - size + 1, stride)
     return np.stack(np.meshgrid(rows, cols, indexing="ij"), -1).reshape(-1, 2).astype(np.int64)
@@ -158,7 +153,7 @@ def crop_centroids(centroids: np.ndarray, origin: Sequence[int] | np.ndarray, *,
         ``(j, 2)`` float64 centroids ``c − origin`` with ``−½ ≤ c − origin < size − ½``.
     """
     pts = _centroids(centroids) - np.asarray(origin, np.float64)[None, :]
-    size = _positive_int(size, "size")
+    size = check_int("size", size, error=InvalidInputError)
     keep = np.all((pts >= -0.5) & (pts < size - 0.5), axis=1)
     return pts[keep]
 
@@ -178,7 +173,7 @@ def rotate_centroids(centroids: np.ndarray, *, k: int, height: int, width: int) 
     if isinstance(k, bool) or not isinstance(k, int | np.integer):
         raise InvalidInputError(f"k must be an int, got {k!r}")
     pts = _centroids(centroids).copy()
-    h, w = _positive_int(height, "height"), _positive_int(width, "width")
+    h, w = check_int("height", height, error=InvalidInputError), check_int("width", width, error=InvalidInputError)
     for _ in range(int(k) % 4):  # one quarter turn: (r, c) -> (W - 1 - c, r)
         pts = np.column_stack([(w - 1) - pts[:, 1], pts[:, 0]])
         h, w = w, h
@@ -227,7 +222,7 @@ def extract_cell_patches(
         :class:`CellPatches` (raises :class:`~wslbench.errors.InvalidInputError` when no
         image holds a whole patch).
     """
-    size = _positive_int(size, "size")
+    size = check_int("size", size, error=InvalidInputError)
     _sequence(images, "images")
     _sequence(centroids, "centroids")
     if len(images) != len(centroids):
@@ -285,8 +280,8 @@ def tile_origins(height: int, width: int, *, size: int, overlap: int = 0) -> np.
     Returns:
         ``(T, 2)`` int64 ``(row, col)`` corners in row-major order.
     """
-    height, width = _positive_int(height, "height"), _positive_int(width, "width")
-    size = _positive_int(size, "size")
+    height, width = check_int("height", height, error=InvalidInputError), check_int("width", width, error=InvalidInputError)
+    size = check_int("size", size, error=InvalidInputError)
     if isinstance(overlap, bool) or not isinstance(overlap, int | np.integer) \
             or not 0 <= overlap < size:
         raise InvalidInputError(f"overlap must be an int in [0, {size}), got {overlap!r}")

@@ -45,6 +45,7 @@ import torch
 from scipy import ndimage as ndi
 
 from wslbench.data.fundus_preprocess import AugmentationParams, augment_image, sample_augmentation
+from wslbench.data.splits import Fold
 from wslbench.data.synthetic_fundus import (
     FundusRecord,
     _check_size,
@@ -53,7 +54,7 @@ from wslbench.data.synthetic_fundus import (
 )
 from wslbench.errors import InvalidInputError
 from wslbench.seeding import numpy_rng
-from wslbench.training.splits import Fold, _as_1d
+from wslbench.validation import as_1d
 
 __all__ = [
     "SSL_GRADES",
@@ -399,11 +400,11 @@ def stratified_split(
         test_seed: seed of the test draw, to keep the test set fixed across seeds.
 
     Returns:
-        A :class:`~wslbench.training.splits.Fold` of sorted int64 ``train``, ``val`` and
+        A :class:`~wslbench.data.splits.Fold` of sorted int64 ``train``, ``val`` and
         ``test`` indices, disjoint and covering ``range(N)``.
     """
-    y = _as_1d(labels, "labels")
-    h = _as_1d(hospitals, "hospitals")
+    y = as_1d(labels, "labels")
+    h = as_1d(hospitals, "hospitals")
     if y.size != h.size:
         raise InvalidInputError(f"labels has {y.size} entries but hospitals has {h.size}")
     f = np.asarray(fractions, dtype=float)
@@ -460,7 +461,7 @@ def labelled_pool(
         ``(labelled, unlabelled)`` sorted int64 index arrays, disjoint, whose union is
         ``train_idx``.
     """
-    idx = _as_1d(train_idx, "train_idx")
+    idx = as_1d(train_idx, "train_idx")
     if not np.issubdtype(idx.dtype, np.integer) or idx.min() < 0:
         raise InvalidInputError("train_idx must hold non-negative integer indices")
     idx = idx.astype(np.int64)
@@ -473,7 +474,7 @@ def labelled_pool(
     if stratify is None:
         stratum, sizes = np.zeros(idx.size, np.int64), np.array([idx.size])
     else:
-        strata = _as_1d(stratify, "stratify")
+        strata = as_1d(stratify, "stratify")
         if idx.max() >= strata.size:
             raise InvalidInputError(
                 f"train_idx holds index {int(idx.max())} but stratify has {strata.size} "

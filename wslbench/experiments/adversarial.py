@@ -30,8 +30,8 @@ from wslbench.attacks import (
 )
 from wslbench.errors import InvalidInputError
 from wslbench.presets import PresetTable
+from wslbench.progress import ProgressCallback
 from wslbench.seeding import seed_everything
-from wslbench.training.progress import ProgressCallback
 
 __all__ = [
     "AdversarialConfig",

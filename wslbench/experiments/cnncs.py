@@ -43,8 +43,8 @@ from wslbench.models.cnncs import CNNCS, CNNCS_VARIANTS
 from wslbench.models.density import DensityNet, detect_peaks, train_density_net
 from wslbench.models.local_maxima import LocalMaximaDetector
 from wslbench.presets import PresetTable
+from wslbench.progress import ProgressCallback, report
 from wslbench.seeding import seed_everything
-from wslbench.training.progress import ProgressCallback, report
 
 __all__ = [
     "CNNCSConfig",

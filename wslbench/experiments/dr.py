@@ -38,6 +38,7 @@ import torch
 from scipy import ndimage as ndi
 
 from wslbench.attribution import create_attribution
+from wslbench.checkpoint import save_checkpoint
 from wslbench.data.fundus_preprocess import (
     AugmentationParams,
     augment_image,
@@ -55,9 +56,8 @@ from wslbench.metrics import compute_froc, compute_froc_areas, compute_roc_curve
 from wslbench.metrics.froc import extract_candidates
 from wslbench.models.dr import DRNet, build_dr_net, dr_weight_decay_params
 from wslbench.presets import PresetTable, config_to_dict
+from wslbench.progress import ProgressCallback, report
 from wslbench.seeding import seed_everything, torch_generator
-from wslbench.training.checkpoint import save_checkpoint
-from wslbench.training.progress import ProgressCallback, report
 
 __all__ = [
     "DRConfig",

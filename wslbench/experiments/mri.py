@@ -39,9 +39,9 @@ from wslbench.metrics.mask_similarity import (
 )
 from wslbench.models.mri import MRI_CNN_CONFIGS, MRICNN, build_mri_cnn
 from wslbench.presets import PresetTable
+from wslbench.progress import ProgressCallback, StopRequested
 from wslbench.seeding import seed_everything
 from wslbench.training.mri_training import predict_proba, subject_level_cv, train_mri_cnn
-from wslbench.training.progress import ProgressCallback, StopRequested
 
 __all__ = [
     "MRIConfig",

@@ -42,9 +42,9 @@ from wslbench.losses.ssl import CombinedLoss, autoencoder_loss, weighted_bce_los
 from wslbench.metrics.roc import compute_roc_auc
 from wslbench.models.ssl import SSLAutoencoderClassifier, create_ssl_model
 from wslbench.presets import PresetTable
+from wslbench.progress import ProgressCallback, report
 from wslbench.seeding import seed_everything
 from wslbench.training.mixed_sampler import draw_mixed_plan
-from wslbench.training.progress import ProgressCallback, report
 
 __all__ = [
     "SSLConfig",

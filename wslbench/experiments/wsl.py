@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wslbench.data.splits import Fold, format_mean_std, kfold_splits, mean_std
 from wslbench.data.synthetic_histology import HISTOLOGY_TASKS, make_histology_dataset
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.losses.size import SizeSupervisedLoss, perturb_sizes
@@ -45,15 +46,14 @@ from wslbench.nn.unet import UNet
 from wslbench.pooling import WSLModel, create_pooling, localisation_masks, tta_predict
 from wslbench.pooling.postprocess import binarize_maps, upsample_maps
 from wslbench.presets import PresetTable
+from wslbench.progress import ProgressCallback, report
 from wslbench.seeding import seed_everything
 from wslbench.training.histology_augment import (
     RandomHistologyAugment,
     augment_images,
     augment_masks,
 )
-from wslbench.training.progress import ProgressCallback, report
 from wslbench.training.schedules import CosineSchedule, StepSchedule, lambda_lr, sgd_nesterov
-from wslbench.training.splits import Fold, format_mean_std, kfold_splits, mean_std
 
 __all__ = [
     "WSLConfig",

@@ -39,8 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wslbench.attribution.base import check_input, preserved_model_state, select_target
+from wslbench.attribution.base import check_input, select_target
 from wslbench.errors import InvalidInputError
+from wslbench.model_state import preserved_model_state
 
 __all__ = [
     "PerturbationCurve",

@@ -46,11 +46,11 @@ from torch import nn
 # wslbench.training, whose MRI module loads wslbench.metrics, which lands here while
 # meaningful_perturbation is still initialising
 import wslbench.attribution.meaningful_perturbation as meaningful_perturbation
-from wslbench.attribution.base import preserved_model_state
 from wslbench.errors import InvalidInputError
 from wslbench.metrics._arrays import as_float_array
 from wslbench.metrics.localisation import energy_in_mask
 from wslbench.metrics.segmentation import dice_from_counts, iou_from_counts
+from wslbench.model_state import preserved_model_state
 
 __all__ = [
     "MaskOverlap",

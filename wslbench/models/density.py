@@ -36,7 +36,6 @@ Choices where the sources are silent or where we deviate on purpose:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,8 +45,9 @@ from torch import nn
 
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.metrics.froc import extract_candidates
+from wslbench.progress import ProgressCallback, StopRequested, report
 from wslbench.seeding import torch_generator
-from wslbench.training.progress import ProgressCallback, StopRequested, report
+from wslbench.validation import check_int, check_number
 
 __all__ = [
     "DensityNet",
@@ -85,12 +85,6 @@ def _centroids(centroids: object, shape: tuple[int, int]) -> np.ndarray:
             f"[-0.5, {shape[0] - 0.5}) and columns in [-0.5, {shape[1] - 0.5})"
         )
     return c
-
-
-def _check_finite_positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number) \
-            or not math.isfinite(value) or value <= 0:
-        raise InvalidInputError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 def _gaussian_1d(centres: np.ndarray, size: int, sigma: float) -> np.ndarray:
@@ -132,7 +126,7 @@ def density_target(
         raise InvalidInputError(f"shape must be (H, W) positive integers, got {shape!r}")
     h, w = int(shape[0]), int(shape[1])
     for name, value in (("sigma", sigma), ("dot_value", dot_value)):
-        _check_finite_positive(name, value)
+        check_number(name, value, error=InvalidInputError)
     c = _centroids(centroids, (h, w))
     if c.shape[0] == 0:
         return np.zeros((h, w))
@@ -154,7 +148,7 @@ def count_from_density(
         A float for an ``(H, W)`` map, a ``(B,)`` float64 array for a batch.
     """
     d = _density_array(density)
-    _check_finite_positive("dot_value", dot_value)
+    check_number("dot_value", dot_value, error=InvalidInputError)
     if d.ndim == 2:
         return float(d.sum() / dot_value)
     return d.sum(axis=(1, 2, 3)) / dot_value
@@ -326,13 +320,6 @@ class DensityTrainingResult:
     interrupted: bool
 
 
-def _positive(name: str, value: object, *, integer: bool) -> None:
-    kind = int if integer else int | float
-    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-        what = "integer" if integer else "number"
-        raise InvalidInputError(f"{name} must be a positive {what}, got {value!r}")
-
-
 def _batches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     """``perm`` in batches; a trailing batch of one joins the previous (batch norm needs 2)."""
     parts = list(perm.split(batch_size))
@@ -388,9 +375,9 @@ def train_density_net(
             f"got {n} images and {len(centroids)} centroid arrays; expected one array per "
             "image and at least one image"
         )
-    _positive("epochs", epochs, integer=True)
-    _positive("batch_size", batch_size, integer=True)
-    _positive("lr", lr, integer=False)
+    check_int("epochs", epochs, error=InvalidInputError)
+    check_int("batch_size", batch_size, error=InvalidInputError)
+    check_number("lr", lr, error=InvalidInputError)
     shape = (int(images.shape[2]), int(images.shape[3]))
     targets = torch.stack(
         [

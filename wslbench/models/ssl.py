@@ -74,6 +74,7 @@ from torch import nn
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.nn import ResNet
 from wslbench.registry import Registry
+from wslbench.validation import check_int
 
 __all__ = [
     "SSL_MODELS",
@@ -95,11 +96,6 @@ _CL1_LAYERS = 8  # 8 convolutions in E, 8 transposed convolutions in D (4.2)
 _CLASSIFIER_HIDDEN = 4  # "a four unit layer followed by a single unit" (4.2)
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-
-
 class SSLClassifierHead(nn.Module):
     """Classifier ``C`` (Arora et al., 4.2): adaptive average pool → FC 4 → FC 1.
 
@@ -112,7 +108,7 @@ class SSLClassifierHead(nn.Module):
 
     def __init__(self, in_features: int) -> None:
         super().__init__()
-        _check_positive_int("in_features", in_features)
+        check_int("in_features", in_features)
         self.in_features = in_features
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc1 = nn.Linear(in_features, _CLASSIFIER_HIDDEN)
@@ -147,8 +143,8 @@ class SSLAutoencoderClassifier(nn.Module, ABC):
 
     def __init__(self, in_channels: int, base_width: int, downsampling: int) -> None:
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("base_width", base_width)
+        check_int("in_channels", in_channels)
+        check_int("base_width", base_width)
         self.in_channels = in_channels
         self.base_width = base_width
         self.downsampling = downsampling

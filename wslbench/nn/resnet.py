@@ -159,8 +159,8 @@ class ResNet(nn.Module):
 
     def load_user_weights(self, path: str | Path, strict: bool = True) -> None:
         """Load a user-supplied state dict file (``torch.load(weights_only=True)``)."""
+        from wslbench.checkpoint import load_state_dict
         from wslbench.errors import DataFormatError
-        from wslbench.training.checkpoint import load_state_dict
 
         try:
             self.load_state_dict(load_state_dict(path), strict=strict)

@@ -29,10 +29,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from wslbench.checkpoint import load_checkpoint, save_checkpoint
 from wslbench.errors import DataFormatError, InvalidInputError, WslbenchError
 from wslbench.presets import config_to_dict
 from wslbench.runner.record import run_dir
-from wslbench.training.checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = [
     "RUNS_DIR_ENV",

@@ -1,8 +1,7 @@
-"""Training utilities: checkpoints, loops, early stopping, schedulers, splits, augmentation."""
+"""Training utilities: loops, early stopping, schedulers, mixed sampling, augmentation."""
 
 from __future__ import annotations
 
-from wslbench.training.checkpoint import load_checkpoint, load_state_dict, save_checkpoint
 from wslbench.training.early_stopping import EarlyStopping
 from wslbench.training.histology_augment import (
     HistologyAugmentRecord,
@@ -31,13 +30,9 @@ from wslbench.training.mri_training import (
     subject_level_cv,
     train_mri_cnn,
 )
-from wslbench.training.progress import ProgressCallback, StopRequested, report, tqdm_progress
 from wslbench.training.schedules import CosineSchedule, StepSchedule, lambda_lr, sgd_nesterov
-from wslbench.training.splits import Fold, format_mean_std, kfold_splits, mean_std
 
-__all__ = ["save_checkpoint", "load_checkpoint", "load_state_dict"]
-__all__ += ["ProgressCallback", "StopRequested", "report", "tqdm_progress"]
-__all__ += [
+__all__ = [
     "HistologyAugmentRecord",
     "RandomHistologyAugment",
     "adjust_brightness",
@@ -50,10 +45,6 @@ __all__ += [
     "StepSchedule",
     "lambda_lr",
     "sgd_nesterov",
-    "Fold",
-    "format_mean_std",
-    "kfold_splits",
-    "mean_std",
     "LABELLED",
     "UNLABELLED",
     "MixedBatch",

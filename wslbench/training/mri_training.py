@@ -63,13 +63,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from wslbench.attribution.base import preserved_model_state
+from wslbench.data.splits import Fold, kfold_splits
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.metrics.balanced_accuracy import compute_balanced_accuracy
+from wslbench.model_state import preserved_model_state
+from wslbench.progress import ProgressCallback, StopRequested, report
 from wslbench.seeding import numpy_rng, torch_generator
 from wslbench.training.early_stopping import EarlyStopping
-from wslbench.training.progress import ProgressCallback, StopRequested, report
-from wslbench.training.splits import Fold, _as_1d, kfold_splits
+from wslbench.validation import as_1d, check_int, check_number
 
 __all__ = [
     "MRITrainingResult",
@@ -207,10 +208,10 @@ def subject_level_cv(
     Returns:
         :class:`SubjectSplits` whose folds hold sorted int64 session indices.
     """
-    subj = _as_1d(participants, "participants")
-    y = _as_1d(labels, "labels")
-    age = _as_1d(ages, "ages").astype(np.float64)
-    sex = _as_1d(sexes, "sexes")
+    subj = as_1d(participants, "participants")
+    y = as_1d(labels, "labels")
+    age = as_1d(ages, "ages").astype(np.float64)
+    sex = as_1d(sexes, "sexes")
     n = subj.size
     if not (y.size == age.size == sex.size == n):
         raise InvalidInputError(
@@ -332,20 +333,12 @@ def _check_volumes(volumes: torch.Tensor) -> None:
 
 
 def _indices(values: object, n: int, name: str) -> torch.Tensor:
-    idx = _as_1d(values, name)
+    idx = as_1d(values, name)
     if not np.issubdtype(idx.dtype, np.integer):
         raise InvalidInputError(f"{name} must hold integer session indices, got {idx.dtype}")
     if idx.min() < 0 or idx.max() >= n:
         raise InvalidInputError(f"{name} must index the {n} volumes (0 … {n - 1})")
     return torch.as_tensor(idx, dtype=torch.int64)
-
-
-def _positive(name: str, value: object, *, integer: bool, allow_zero: bool = False) -> None:
-    ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite {'integer' if integer else 'number'}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -397,7 +390,7 @@ def predict_proba(
         ``(len(indices), K)`` float32 probabilities on the CPU.
     """
     _check_volumes(volumes)
-    _positive("batch_size", batch_size, integer=True)
+    check_int("batch_size", batch_size)
     n = volumes.shape[0]
     idx = torch.arange(n) if indices is None else _indices(indices, n, "indices")
     out = [torch.softmax(z, dim=1).cpu() for _, z in _logits(model, volumes, idx, batch_size)]
@@ -468,7 +461,7 @@ def train_mri_cnn(
     """
     _check_volumes(volumes)
     n = volumes.shape[0]
-    y_arr = _as_1d(labels, "labels")
+    y_arr = as_1d(labels, "labels")
     if y_arr.size != n or not np.issubdtype(y_arr.dtype, np.integer) or y_arr.min() < 0:
         raise InvalidInputError(
             f"labels must be {n} non-negative integer class indices, one per volume; got "
@@ -483,10 +476,10 @@ def train_mri_cnn(
             f"train_idx and val_idx share {overlap.size} session(s) (e.g. {overlap[:5].tolist()});"
             " expected disjoint sets"
         )
-    _positive("epochs", epochs, integer=True)
-    _positive("batch_size", batch_size, integer=True)
-    _positive("lr", lr, integer=False)
-    _positive("weight_decay", weight_decay, integer=False, allow_zero=True)
+    check_int("epochs", epochs)
+    check_int("batch_size", batch_size)
+    check_number("lr", lr)
+    check_number("weight_decay", weight_decay, allow_zero=True)
     device = _device(model)
     cuda = [device] if device.type == "cuda" else []
 

@@ -30,6 +30,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 
 from wslbench.errors import ConfigError, InvalidInputError
+from wslbench.validation import check_number
 
 __all__ = ["StepSchedule", "CosineSchedule", "lambda_lr", "sgd_nesterov"]
 
@@ -37,11 +38,6 @@ __all__ = ["StepSchedule", "CosineSchedule", "lambda_lr", "sgd_nesterov"]
 def _check_step(step: int) -> None:
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise InvalidInputError(f"step must be a non-negative integer, got {step!r}")
-
-
-def _check_positive(name: str, value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -59,12 +55,12 @@ class StepSchedule:
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
-        _check_positive("base_lr", self.base_lr)
+        check_number("base_lr", self.base_lr)
         if isinstance(self.step_size, bool) or not isinstance(self.step_size, int):
             raise ConfigError(f"step_size must be a positive integer, got {self.step_size!r}")
         if self.step_size < 1:
             raise ConfigError(f"step_size must be a positive integer, got {self.step_size}")
-        _check_positive("gamma", self.gamma)
+        check_number("gamma", self.gamma)
 
     def lr_at(self, step: int) -> float:
         """Learning rate at ``step`` (0-based)."""
@@ -91,7 +87,7 @@ class CosineSchedule:
     min_lr: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_positive("base_lr", self.base_lr)
+        check_number("base_lr", self.base_lr)
         if isinstance(self.total_steps, bool) or not isinstance(self.total_steps, int):
             raise ConfigError(f"total_steps must be a positive integer, got {self.total_steps!r}")
         if self.total_steps < 1:
@@ -136,8 +132,8 @@ def sgd_nesterov(
         momentum: Nesterov momentum (0.9 in the thesis); must be positive.
         weight_decay: L2 weight decay (1e-4 in the thesis).
     """
-    _check_positive("lr", lr)
-    _check_positive("momentum", momentum)
+    check_number("lr", lr)
+    check_number("momentum", momentum)
     if not (math.isfinite(weight_decay) and weight_decay >= 0):
         raise ConfigError(f"weight_decay must be a non-negative number, got {weight_decay!r}")
     return torch.optim.SGD(

@@ -20,7 +20,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from wslbench.errors import ConfigError, WslbenchError
-from wslbench.training.progress import ProgressCallback, StopRequested
+from wslbench.progress import ProgressCallback, StopRequested
 
 __all__ = ["ParameterPanel", "make_control"]
 

@@ -32,6 +32,7 @@ import torch
 
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.seeding import numpy_rng
+from wslbench.validation import as_1d
 
 __all__ = ["Fold", "kfold_splits", "mean_std", "format_mean_std"]
 
@@ -43,15 +44,6 @@ class Fold:
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
-
-
-def _as_1d(values: object, name: str) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    arr = np.asarray(values)
-    if arr.ndim != 1 or arr.size == 0:
-        raise InvalidInputError(f"{name} must be a non-empty 1-D sequence, got shape {arr.shape}")
-    return arr
 
 
 def _assign(counts: np.ndarray, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -103,7 +95,7 @@ def kfold_splits(
         ``n_splits`` :class:`Fold` objects with disjoint ``train``, ``val`` and
         ``test`` that together cover ``range(N)``.
     """
-    y = _as_1d(labels, "labels")
+    y = as_1d(labels, "labels")
     n = y.size
     if isinstance(n_splits, bool) or not isinstance(n_splits, int) or n_splits < 2:
         raise ConfigError(f"n_splits must be an integer >= 2, got {n_splits!r}")
@@ -112,7 +104,7 @@ def kfold_splits(
     if groups is None:
         group_of = np.arange(n)
     else:
-        g = _as_1d(groups, "groups")
+        g = as_1d(groups, "groups")
         if g.size != n:
             raise InvalidInputError(f"groups has {g.size} entries but labels has {n}")
         _, group_of = np.unique(g, return_inverse=True)
@@ -171,7 +163,7 @@ def mean_std(
     for a handful of trials; ``ddof=0`` gives the population one (NumPy's default).
     One value gives a standard deviation of 0 whatever ``ddof``.
     """
-    arr = _as_1d(values, "values").astype(np.float64)
+    arr = as_1d(values, "values").astype(np.float64)
     if not np.isfinite(arr).all():
         raise InvalidInputError("values contain NaN or Inf; expected finite metric values")
     if ddof not in (0, 1):
