@@ -36,6 +36,7 @@ from wslbench.data.cell_patches import extract_cell_patches, merge_tile_detectio
 from wslbench.data.real_images import load_skimage_cell, load_skimage_ihc
 from wslbench.data.synthetic_cells import CellImageConfig, make_cell_dataset
 from wslbench.errors import ConfigError, InvalidInputError
+from wslbench.experiments.cache import ExperimentCache
 from wslbench.losses.cs import cnncs_loss
 from wslbench.metrics.detection import best_f1_threshold, compute_detection_scores
 from wslbench.metrics.froc import extract_candidates_batch
@@ -338,7 +339,7 @@ def train_cnncs(
     return CNNCSTraining(model, config, history, time.perf_counter() - started)
 
 
-_CACHE: dict[CNNCSConfig, tuple[CellData, CNNCSTraining]] = {}
+_TRAININGS = ExperimentCache("cnncs trainings")
 _DETECTION_FIELDS = ("threshold", "bandwidth", "rho")
 
 
@@ -352,12 +353,8 @@ def train_cnncs_cached(
     config: CNNCSConfig, data: CellData, *, progress: ProgressCallback | None = None
 ) -> CNNCSTraining:
     """:func:`train_cnncs` memoised on the training fields of ``config`` and on ``data``."""
-    key = _training_key(config)
-    cached = _CACHE.get(key)
-    if cached is None or cached[0] is not data:
-        cached = (data, train_cnncs(config, data, progress=progress))
-        _CACHE[key] = cached
-    return cached[1]
+    return _TRAININGS.get_or_compute(_training_key(config), data,
+                                     lambda: train_cnncs(config, data, progress=progress))
 
 
 # --------------------------------------------------------------------------- detection and evaluation

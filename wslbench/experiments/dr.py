@@ -51,6 +51,7 @@ from wslbench.data.fundus_preprocess import (
 from wslbench.data.synthetic_fundus import LESION_TYPES, make_fundus_case
 from wslbench.devices import resolve_device
 from wslbench.errors import ConfigError, InvalidInputError
+from wslbench.experiments.cache import ExperimentCache
 from wslbench.losses.sparsity import sparsity_enhanced_loss
 from wslbench.metrics import compute_froc, compute_froc_areas, compute_roc_curve, delong_ci
 from wslbench.metrics.froc import extract_candidates
@@ -444,7 +445,7 @@ def save_dr_checkpoints(training: DRTraining, folder: str | Path) -> list[Path]:
     return written
 
 
-_CACHE: dict[DRConfig, tuple[DRData, DRTraining]] = {}
+_TRAININGS = ExperimentCache("dr trainings")
 
 
 def train_dr_cached(
@@ -455,11 +456,7 @@ def train_dr_cached(
     The ν slider of notebook 01 moves back and forth between values: each ν trains
     once and is then loaded from memory.
     """
-    cached = _CACHE.get(config)
-    if cached is None or cached[0] is not data:
-        cached = (data, train_dr(config, data, progress=progress))
-        _CACHE[config] = cached
-    return cached[1]
+    return _TRAININGS.get_or_compute(config, data, lambda: train_dr(config, data, progress=progress))
 
 
 # --------------------------------------------------------------------------- heatmaps

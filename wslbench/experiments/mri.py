@@ -29,6 +29,7 @@ from wslbench.data.parcellation import Parcellation, default_parcellation
 from wslbench.data.synthetic_mri import SyntheticCohort, make_synthetic_cohort
 from wslbench.devices import resolve_device
 from wslbench.errors import ConfigError, InvalidInputError
+from wslbench.experiments.cache import ExperimentCache
 from wslbench.metrics.balanced_accuracy import compute_balanced_accuracy
 from wslbench.metrics.mask_similarity import (
     intra_inter_similarity,
@@ -223,8 +224,8 @@ def train_fold(
     return MRIRun(result.model, fold, result.history, result.best_epoch, bacc, result.interrupted)
 
 
-_RUNS: dict[tuple[MRIConfig, int], tuple[MRIData, MRIRun]] = {}
-_MASKS: dict[tuple[MRIConfig, int], tuple[MRIData, torch.Tensor]] = {}
+_RUNS = ExperimentCache("mri trainings")
+_MASKS = ExperimentCache("mri group masks", maxsize=64)
 
 
 def train_fold_cached(
@@ -232,14 +233,8 @@ def train_fold_cached(
 ) -> MRIRun:
     """:func:`train_fold` memoised on the training fields of ``config``, ``fold`` and ``data``
     (an interrupted run is returned but not cached)."""
-    key = (_training_key(config), fold)
-    cached = _RUNS.get(key)
-    if cached is not None and cached[0] is data:
-        return cached[1]
-    run = train_fold(config, data, fold, progress=progress)
-    if not run.interrupted:
-        _RUNS[key] = (data, run)
-    return run
+    return _RUNS.get_or_compute((_training_key(config), fold), data,
+                                lambda: train_fold(config, data, fold, progress=progress))
 
 
 def _training_key(config: MRIConfig) -> MRIConfig:
@@ -300,13 +295,8 @@ def group_mask_cached(
 ) -> PerturbationResult:
     """:func:`group_mask` memoised on (config, data) (the β/λ sliders of notebook 05);
     an interrupted result is returned but never cached, so a rerun computes it in full."""
-    cached = _MASKS.get((config, fold))
-    if cached is not None and cached[0] is data:
-        return cached[1]
-    result = group_mask(config, data, fold=fold, progress=progress)
-    if not result.interrupted:
-        _MASKS[(config, fold)] = (data, result)
-    return result
+    return _MASKS.get_or_compute((config, fold), data,
+                                 lambda: group_mask(config, data, fold=fold, progress=progress))
 
 
 def session_masks(

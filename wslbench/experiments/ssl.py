@@ -38,6 +38,7 @@ from wslbench.data.ssl_fundus import (
     stratified_split,
 )
 from wslbench.errors import ConfigError, InvalidInputError
+from wslbench.experiments.cache import ExperimentCache
 from wslbench.losses.ssl import CombinedLoss, autoencoder_loss, weighted_bce_loss
 from wslbench.metrics.roc import compute_roc_auc
 from wslbench.models.ssl import SSLAutoencoderClassifier, create_ssl_model
@@ -336,18 +337,14 @@ def train_ssl(
     return result
 
 
-_CACHE: dict[SSLConfig, tuple[SSLData, SSLTraining]] = {}
+_TRAININGS = ExperimentCache("ssl trainings")
 
 
 def train_ssl_cached(
     config: SSLConfig, data: SSLData, *, progress: ProgressCallback | None = None
 ) -> SSLTraining:
     """:func:`train_ssl` memoised on (config, data) for this process (the λ slider)."""
-    cached = _CACHE.get(config)
-    if cached is None or cached[0] is not data:
-        cached = (data, train_ssl(config, data, progress=progress))
-        _CACHE[config] = cached
-    return cached[1]
+    return _TRAININGS.get_or_compute(config, data, lambda: train_ssl(config, data, progress=progress))
 
 
 @torch.no_grad()

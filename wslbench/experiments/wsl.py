@@ -38,6 +38,7 @@ from torch import nn
 from wslbench.data.splits import Fold, format_mean_std, kfold_splits, mean_std
 from wslbench.data.synthetic_histology import HISTOLOGY_TASKS, make_histology_dataset
 from wslbench.errors import ConfigError, InvalidInputError
+from wslbench.experiments.cache import ExperimentCache
 from wslbench.losses.size import SizeSupervisedLoss, perturb_sizes
 from wslbench.metrics.classification import compute_accuracy, compute_map
 from wslbench.metrics.segmentation import compute_dice
@@ -392,18 +393,15 @@ def train_wsl(
     return result
 
 
-_CACHE: dict[tuple[WSLConfig, int], tuple[WSLData, WSLTraining]] = {}
+_TRAININGS = ExperimentCache("wsl trainings", maxsize=32)
 
 
 def train_wsl_cached(
     config: WSLConfig, data: WSLData, *, fold: int = 0, progress: ProgressCallback | None = None
 ) -> WSLTraining:
     """:func:`train_wsl` memoised on (config, fold, data) for this process (the λ_s slider)."""
-    cached = _CACHE.get((config, fold))
-    if cached is None or cached[0] is not data:
-        cached = (data, train_wsl(config, data, fold=fold, progress=progress))
-        _CACHE[(config, fold)] = cached
-    return cached[1]
+    return _TRAININGS.get_or_compute(
+        (config, fold), data, lambda: train_wsl(config, data, fold=fold, progress=progress))
 
 
 # --------------------------------------------------------------------------- evaluation
