@@ -35,3 +35,16 @@ def test_pickle_bearing_file_is_refused(tmp_path):
     raw.write_bytes(pickle.dumps({"a": 1}))
     with pytest.raises((UnsafeFileError, DataFormatError)):
         load_state_dict(raw)
+
+
+def test_checkpoints_carry_provenance_and_bare_state_dicts_stay_bare(tmp_path):
+    import torch as _torch
+
+    from wslbench import __version__
+
+    net = ResNet(18, base_width=4)
+    meta = load_checkpoint(save_checkpoint({"state_dict": net.state_dict()}, tmp_path / "c.pt"))
+    assert meta["provenance"]["wslbench"] == __version__
+    assert meta["provenance"]["torch"] == _torch.__version__
+    bare = save_checkpoint(net.state_dict(), tmp_path / "bare.pt")
+    assert "provenance" not in load_checkpoint(bare) and load_state_dict(bare).keys() == net.state_dict().keys()

@@ -154,3 +154,18 @@ def test_train_fold_uses_cuda_when_available_and_no_device_is_given(smoke, monke
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device(None) == torch.device("cuda")
+
+
+def test_masks_on_a_model_that_finds_no_ad_image_say_so_in_the_log(smoke, caplog):
+    config, data = smoke
+
+    class AlwaysCN(torch.nn.Module):
+        def forward(self, x):
+            return torch.tensor([[5.0, -5.0]]).repeat(len(x), 1)
+
+    run = mri.MRIRun(AlwaysCN(), 0, None, 1, 0.5)
+    index = np.arange(len(data.cohort.labels))
+    with caplog.at_level("WARNING", logger="wslbench"):
+        chosen = mri._correct_ad(run, data, index, config)
+    assert (data.cohort.labels[chosen] == 1).all()
+    assert "classifies none of the" in caplog.text

@@ -56,3 +56,31 @@ def test_killed_run_is_marked_incomplete_and_earlier_runs_survive(tmp_path, sig)
     assert json.loads((earlier.folder / "metrics.json").read_text())["sum"] == 3.0
     killed = [s for p, s in states.items() if p != str(earlier.folder)]
     assert killed in (["incomplete"], ["interrupted"])
+
+
+@pytest.mark.notebook
+def test_params_json_holds_seed_provenance_and_the_resolved_configuration(tmp_path):
+    import torch
+
+    from wslbench import __version__
+    from wslbench.runner.notebooks import resolve_notebook
+
+    result = execute_run(TINY, {"preset": "smoke", "seed": 3}, tmp_path, html=False)
+    params = json.loads((result.folder / "params.json").read_text())
+    assert params["seed"] == 3 and params["parameters"] == {"preset": "smoke", "seed": 3}
+    assert params["provenance"]["wslbench"] == __version__
+    assert params["provenance"]["torch"] == torch.__version__
+    assert params["provenance"]["python"].count(".") == 2
+    # a paper notebook writes its resolved preset (overrides applied) and device
+    from wslbench.experiments import cnncs
+    from wslbench.runner.record import RUN_DIR_ENV, record_config
+
+    os.environ[RUN_DIR_ENV] = str(result.folder)
+    try:
+        record_config(cnncs.cnncs_config("smoke", lam=0.05))
+    finally:
+        del os.environ[RUN_DIR_ENV]
+    params = json.loads((result.folder / "params.json").read_text())
+    assert params["config"]["lam"] == 0.05 and params["config"]["m"] == cnncs.cnncs_config("smoke").m
+    assert params["device"] in ("cpu", "cuda") and params["seed"] == 3
+    assert resolve_notebook("04").is_file()

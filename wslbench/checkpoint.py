@@ -21,8 +21,17 @@ __all__ = ["save_checkpoint", "load_checkpoint", "load_state_dict"]
 
 
 def save_checkpoint(obj: dict[str, Any], path: str | Path, *, overwrite: bool = False) -> Path:
-    """Save ``obj`` (tensors, numbers, strings, lists/dicts of them) atomically."""
+    """Save ``obj`` (tensors, numbers, strings, lists/dicts of them) atomically.
+
+    A checkpoint dict (one with a ``state_dict`` entry) gets a ``provenance`` entry
+    (:func:`wslbench.provenance.provenance`) unless it has one; a bare state dict is
+    saved as it is.
+    """
     path = Path(path)
+    if isinstance(obj, dict) and "state_dict" in obj and "provenance" not in obj:
+        from wslbench.provenance import provenance
+
+        obj = {**obj, "provenance": provenance()}
     if path.exists() and not overwrite:
         raise RunError(f"checkpoint {path} already exists; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -248,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    if not logging.getLogger("wslbench").handlers:  # fallbacks and skipped inputs, on stderr
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("wslbench: %(levelname)s: %(message)s"))
+        logging.getLogger("wslbench").addHandler(handler)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -16,6 +16,7 @@ for tests and impatient users).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from wslbench.runner.model_store import (
     runs_root,
 )
 from wslbench.runner.run_folder import params_hash
+
+_log = logging.getLogger("wslbench")
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -161,7 +164,8 @@ def _from_runs(spec: ModelSpec, root: Path) -> list[LoadedModel]:
     for item in stored:
         try:
             loaded.append(_loaded(spec, item, "run"))
-        except WslbenchError:  # an incompatible checkpoint: fall through to the cache
+        except WslbenchError as exc:  # an incompatible checkpoint: fall through to the cache
+            _log.warning("skipping model %s: %s", item.path, exc)
             continue
     return loaded
 

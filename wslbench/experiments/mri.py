@@ -14,6 +14,7 @@ the true atrophy.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,6 +44,8 @@ from wslbench.presets import PresetTable
 from wslbench.progress import ProgressCallback, StopRequested
 from wslbench.seeding import seed_everything
 from wslbench.training.mri_training import predict_proba, subject_level_cv, train_mri_cnn
+
+_log = logging.getLogger("wslbench")
 
 __all__ = [
     "MRIConfig",
@@ -269,7 +272,11 @@ def _correct_ad(run: MRIRun, data: MRIData, index: np.ndarray, config: MRIConfig
     ad = (cohort.labels[index] == 1).numpy()
     probs = predict_proba(run.model, cohort.volumes, config.batch_size, indices=index)
     ok = (probs.argmax(1) == 1).numpy() & ad
-    return index[ok] if ok.any() else index[ad]
+    if not ok.any():
+        _log.warning("the model classifies none of the %d AD images correctly; the masks are "
+                     "computed on all of them (a model at chance gives meaningless masks)", int(ad.sum()))
+        return index[ad]
+    return index[ok]
 
 
 def group_mask(

@@ -10,9 +10,17 @@ from wslbench.runner.percentile_ranks import (
     percentile_ranks,
     value_percentile_ranks,
 )
-from wslbench.runner.record import RUN_DIR_ENV, record, recorded, run_dir, save_figure
+from wslbench.runner.record import (
+    RUN_DIR_ENV,
+    record,
+    record_config,
+    recorded,
+    run_dir,
+    save_figure,
+)
 
-__all__ = ["execute_notebook", "RUN_DIR_ENV", "record", "recorded", "run_dir", "save_figure"]
+__all__ = ["execute_notebook", "RUN_DIR_ENV", "record", "record_config", "recorded", "run_dir",
+           "save_figure"]
 __all__ += [
     "TABLE1_PERCENTILE_RANKS",
     "percentile_ranks",

@@ -17,7 +17,8 @@ from typing import Any
 
 from wslbench.errors import InvalidInputError
 
-__all__ = ["RUN_DIR_ENV", "record", "recorded", "run_dir", "save_figure", "atomic_write_text"]
+__all__ = ["RUN_DIR_ENV", "record", "record_config", "recorded", "run_dir", "save_figure",
+           "atomic_write_text"]
 
 RUN_DIR_ENV = "WSLBENCH_RUN_DIR"
 _MEMORY: dict[str, Any] = {}
@@ -77,6 +78,26 @@ def record(name: str, value: Any) -> Any:
         current[name] = clean
         atomic_write_text(path, json.dumps(current, indent=2, sort_keys=True))
     return value
+
+
+def record_config(config: Any) -> Any:
+    """Write the notebook's resolved configuration and device into ``params.json``.
+
+    ``config`` is the preset dataclass after overrides; its ``device`` field (``None``:
+    CUDA when available) is resolved the way training resolves it. Returns ``config``.
+    """
+    from wslbench.devices import resolve_device
+    from wslbench.presets import config_to_dict
+
+    resolved = config_to_dict(config)
+    folder = run_dir()
+    if folder is not None:
+        path = folder / "params.json"
+        current = json.loads(path.read_text()) if path.exists() else {}
+        current["config"] = _jsonable("config", resolved)
+        current["device"] = str(resolve_device(getattr(config, "device", None)))
+        atomic_write_text(path, json.dumps(current, indent=2, sort_keys=True, default=str))
+    return config
 
 
 def recorded() -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Run folders: one per notebook execution, written atomically, never overwritten.
 
 Layout (issue 2): ``<out>/<notebook stem>/<UTC time>-<params hash>/`` holding
-``params.json``, ``status.json``, ``metrics.json`` (from :func:`record`),
+``params.json`` (the parameters, the seed, :func:`~wslbench.provenance.provenance`, and the
+resolved configuration and device once the notebook calls
+:func:`~wslbench.runner.record.record_config`), ``status.json``, ``metrics.json`` (from :func:`record`),
 ``executed.ipynb``, ``executed.html``, ``figures/`` and ``log.txt``.
 
 The folder is built under a hidden temporary name (``.<name>.partial``) and
@@ -25,6 +27,7 @@ from typing import Any
 
 from wslbench.errors import RunError
 from wslbench.presets import PRESET_NAMES
+from wslbench.provenance import provenance
 from wslbench.runner.execute import execute_notebook
 from wslbench.runner.record import atomic_write_text
 
@@ -97,7 +100,9 @@ def execute_run(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     partial, final = _reserve(Path(out) / notebook.stem, f"{stamp}-{params_hash(parameters)}")
     (partial / "figures").mkdir()
-    _write_json(partial / "params.json", {"notebook": notebook.name, "parameters": parameters})
+    _write_json(partial / "params.json", {"notebook": notebook.name, "parameters": parameters,
+                                          "seed": parameters.get("seed"),
+                                          "provenance": provenance()})
     started = time.time()
     status: dict[str, Any] = {"status": "running", "started": started, "pid": os.getpid()}
     _write_json(partial / "status.json", status)
