@@ -16,7 +16,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "wslbench"
 LAYERS = [
     {"__init__", "errors", "registry", "seeding", "presets", "devices", "progress", "model_state",
-     "validation", "checkpoint"},
+     "validation", "checkpoint", "provenance", "claims"},
     {"nn", "data", "cs", "losses", "pooling"},
     {"models", "attribution", "metrics"},
     {"attacks", "training"},

@@ -1,4 +1,4 @@
-"""The ``wslbench`` command: run, grid, summary, demo, dashboards, golden update.
+"""The ``wslbench`` command: run, grid, summary, demo, dashboards, reproduce, golden update.
 
 Bad input (unknown notebook, malformed ``-p`` value, invalid grid file,
 unknown preset or parameter) prints one line on stderr and exits with code 2,
@@ -182,6 +182,24 @@ def _cmd_golden(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from wslbench.runner.notebooks import resolve_notebook
+    from wslbench.runner.reproduce import claim_line, notebook_claims, reproduce
+
+    notebook = resolve_notebook(args.notebook)
+    claims = notebook_claims(notebook)
+    out = Path(args.out) if args.out else Path("runs") / "reproduce" / f"{notebook.stem}-{args.preset}"
+    print(f"wslbench reproduce: {notebook.stem}, {len(claims.claims)} claim(s), {args.preset} preset, "
+          f"seeds 0-{args.seeds - 1}", flush=True)
+    document = reproduce(notebook.stem, claims, preset=args.preset, seeds=args.seeds, out=out,
+                         record=args.record,
+                         on_seed=lambda s, sec: print(f"  seed {s} measured in {sec:.1f} s", flush=True))
+    for entry in document["claims"]:
+        print(claim_line(entry))
+    print(f"reproduce.json: {out / 'reproduce.json'}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (exit code 2)."""
 
@@ -230,6 +248,15 @@ def build_parser() -> argparse.ArgumentParser:
     dash.add_argument("--port", type=int, default=8866)
     dash.add_argument("--runs", default="runs", help="runs folder the dashboards load models from")
     dash.set_defaults(func=_cmd_dashboards)
+
+    rep = sub.add_parser("reproduce", help="check a paper's headline claims over paired seeds")
+    rep.add_argument("notebook")
+    rep.add_argument("--preset", choices=PRESET_NAMES, default="demo")
+    rep.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (at least 2)")
+    rep.add_argument("--out", help="folder of reproduce.json (default runs/reproduce/NB-PRESET)")
+    rep.add_argument("--record", action="store_true",
+                     help="also write benchmarks/reproduce/NB.json in the checkout")
+    rep.set_defaults(func=_cmd_reproduce)
 
     golden = sub.add_parser("golden", help="regression golden files")
     gsub = golden.add_subparsers(dest="golden_command", required=True)
