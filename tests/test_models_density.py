@@ -15,10 +15,10 @@ from wslbench.models.density import (
     count_from_density,
     density_target,
     detect_peaks,
-    train_density_net,
 )
 from wslbench.models.local_maxima import LocalMaximaDetector
 from wslbench.progress import StopRequested
+from wslbench.training.density_training import train_density_net
 
 # ---------------------------------------------------------------------------------- target
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-__all__ = ["ProgressCallback", "StopRequested", "tqdm_progress", "report"]
+__all__ = ["ProgressCallback", "StopRequested", "tqdm_progress", "report", "stop_if_interrupted"]
 
 ProgressCallback = Callable[[int, int, Mapping[str, float]], None]
 
@@ -44,3 +44,10 @@ def report(
     """Call ``progress`` if given (convenience for loops)."""
     if progress is not None:
         progress(step, total, logs or {})
+
+
+def stop_if_interrupted(result: object, what: str) -> None:
+    """Raise :class:`StopRequested` when ``result.interrupted``: a sweep over several
+    trainings stops at a cancelled one instead of going on to the next value."""
+    if getattr(result, "interrupted", False):
+        raise StopRequested(f"cancelled while {what}")

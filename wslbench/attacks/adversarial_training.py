@@ -16,7 +16,8 @@ from torch import nn
 
 from wslbench.attacks.ddn import DDN
 from wslbench.errors import ConfigError
-from wslbench.progress import ProgressCallback, report
+from wslbench.progress import ProgressCallback
+from wslbench.training.loop import fit
 
 __all__ = ["adversarial_loss", "train_adversarial"]
 
@@ -50,25 +51,14 @@ def train_adversarial(
 ) -> list[float]:
     """Train ``model`` with DDN adversarial examples of norm ≤ ``max_norm``; returns epoch losses.
 
-    ``batches`` is re-iterated every epoch (a list or a DataLoader).
+    ``batches`` is re-iterated every epoch (a list or a DataLoader); the loop is
+    :func:`wslbench.training.fit` (a cancel keeps the epochs done so far).
     """
     if not hasattr(batches, "__len__"):
         raise ConfigError("batches must have a length (a list of (x, y) pairs or a DataLoader)")
-    optim = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     attack = DDN(model, steps=attack_steps, max_norm=max_norm, quantize=quantize)
-    total = epochs * len(batches)  # type: ignore[arg-type]
-    losses = []
-    step = 0
-    for _ in range(epochs):
-        model.train()
-        running = 0.0
-        for x, y in batches:
-            loss = adversarial_loss(model, x, y, attack, clean_weight)
-            optim.zero_grad()
-            loss.backward()
-            optim.step()
-            running += loss.item()
-            step += 1
-            report(progress, step, total, {"loss": loss.item()})
-        losses.append(running / len(batches))  # type: ignore[arg-type]
-    return losses
+    fitted = fit(model, lambda batch: adversarial_loss(model, *batch, attack, clean_weight),
+                 lambda epoch: batches, epochs=epochs,
+                 optimiser=torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9),
+                 progress=progress, steps_per_epoch=len(batches))  # type: ignore[arg-type]
+    return [row["train_loss"] for row in fitted.history]

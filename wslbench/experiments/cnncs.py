@@ -41,11 +41,13 @@ from wslbench.losses.cs import cnncs_loss
 from wslbench.metrics.detection import best_f1_threshold, compute_detection_scores
 from wslbench.metrics.froc import extract_candidates_batch
 from wslbench.models.cnncs import CNNCS, CNNCS_VARIANTS
-from wslbench.models.density import DensityNet, detect_peaks, train_density_net
+from wslbench.models.density import DensityNet, detect_peaks
 from wslbench.models.local_maxima import LocalMaximaDetector
 from wslbench.presets import PresetTable
-from wslbench.progress import ProgressCallback, report
+from wslbench.progress import ProgressCallback, report, stop_if_interrupted
 from wslbench.seeding import seed_everything
+from wslbench.training.density_training import train_density_net
+from wslbench.training.loop import StepOutput, fit
 
 __all__ = [
     "CNNCSConfig",
@@ -283,18 +285,21 @@ def build_cnncs(config: CNNCSConfig) -> CNNCS:
 
 @dataclass
 class CNNCSTraining:
-    """A trained detector with its per-epoch history (loss terms) and training time."""
+    """A trained detector with its per-epoch history (loss terms) and training time
+    (``interrupted``: cancelled through ``progress``; shown, never cached)."""
 
     model: CNNCS
     config: CNNCSConfig
     history: list[dict[str, float]]
     seconds: float
+    interrupted: bool = False
 
 
 def train_cnncs(
     config: CNNCSConfig, data: CellData, *, progress: ProgressCallback | None = None
 ) -> CNNCSTraining:
-    """Train one variant with Adam on eq. 3 (α = 0 for CNNCS), minibatches of training patches."""
+    """Train one variant with Adam on eq. 3 (α = 0 for CNNCS), minibatches of training patches,
+    through :func:`wslbench.training.fit` (a cancel returns the model so far, ``interrupted``)."""
     seed_everything(config.seed)
     device = _device(config)
     model = build_cnncs(config).to(device)
@@ -304,39 +309,34 @@ def train_cnncs(
         {"params": recovery, "lr": config.recovery_lr, "weight_decay": 0.0},
     ], lr=config.lr, weight_decay=config.weight_decay)
     n = len(data.train_patches)
-    batches = max(1, -(-n // config.batch_size))
-    total = config.epochs * batches
+    batches_per_epoch = max(1, -(-n // config.batch_size))
     if config.warmup_epochs > config.epochs:
         raise ConfigError(f"warmup_epochs {config.warmup_epochs} exceeds epochs {config.epochs}; "
                           "expected warmup_epochs <= epochs")
     generator = torch.Generator().manual_seed(config.seed)
-    history: list[dict[str, float]] = []
-    started = time.perf_counter()
-    step = 0
-    model.train()
-    for epoch in range(config.epochs):
-        alpha = config.alpha if model.end_to_end and epoch >= config.warmup_epochs else 0.0
+
+    def batches(epoch: int):
+        # L2-only warm-up epochs before eq. 3's sparse term (end-to-end variants)
+        alpha = config.alpha if model.end_to_end and epoch > config.warmup_epochs else 0.0
         order = torch.randperm(n, generator=generator)
-        sums = {"loss": 0.0, "l2": 0.0, "l1": 0.0}
-        for b in range(batches):
-            idx = order[b * config.batch_size:(b + 1) * config.batch_size]
-            x = data.train_patches[idx].to(device)
-            code, sparse = model.targets([data.train_centroids[int(i)] for i in idx])
-            out = model(x, recover=alpha > 0)
-            l2 = cnncs_loss(out.code, code)
-            loss = cnncs_loss(out.code, code, out.sparse, sparse, alpha=alpha)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            step += 1
-            sums["loss"] += float(loss.detach()) / batches
-            sums["l2"] += float(l2.detach()) / batches
-            sums["l1"] += (float(loss.detach()) - float(l2.detach())) / max(alpha, 1e-12) / batches \
-                if alpha else 0.0
-            report(progress, step, total, {"loss": float(loss.detach())})
-        history.append({"epoch": epoch + 1, **sums})
-    model.eval()
-    return CNNCSTraining(model, config, history, time.perf_counter() - started)
+        for b in range(batches_per_epoch):
+            yield alpha, order[b * config.batch_size:(b + 1) * config.batch_size]
+
+    def step(batch: tuple[float, torch.Tensor]) -> StepOutput:
+        alpha, idx = batch
+        x = data.train_patches[idx].to(device)
+        code, sparse = model.targets([data.train_centroids[int(i)] for i in idx])
+        out = model(x, recover=alpha > 0)
+        l2 = cnncs_loss(out.code, code)
+        loss = cnncs_loss(out.code, code, out.sparse, sparse, alpha=alpha)
+        l1 = (float(loss.detach()) - float(l2.detach())) / alpha if alpha else 0.0
+        return StepOutput(loss, {"l2": float(l2.detach()), "l1": l1})
+
+    fitted = fit(model, step, batches, epochs=config.epochs, optimiser=optimiser, progress=progress,
+                 steps_per_epoch=batches_per_epoch)
+    history = [{"epoch": r["epoch"], "loss": r["train_loss"], "l2": r["l2"], "l1": r["l1"]}
+               for r in fitted.history]
+    return CNNCSTraining(model, config, history, fitted.seconds, fitted.interrupted)
 
 
 _TRAININGS = ExperimentCache("cnncs trainings")
@@ -410,11 +410,14 @@ def evaluate_cnncs(run: CNNCSTraining, data: CellData, **overrides: float) -> di
 def train_density_baseline(
     config: CNNCSConfig, data: CellData, *, progress: ProgressCallback | None = None
 ) -> DensityNet:
-    """The FCRN-style density-map network trained on the same patches (DESIGN §8)."""
+    """The FCRN-style density-map network trained on the same patches (DESIGN §8); a cancel
+    through ``progress`` raises :class:`~wslbench.progress.StopRequested` (nothing is returned)."""
     seed_everything(config.seed)
     model = DensityNet(in_channels=3, base_width=config.density_width).to(_device(config))
-    train_density_net(model, data.train_patches, data.train_centroids, epochs=config.density_epochs,
-                      lr=config.lr, batch_size=config.batch_size, progress=progress, seed=config.seed)
+    result = train_density_net(model, data.train_patches, data.train_centroids,
+                               epochs=config.density_epochs, lr=config.lr,
+                               batch_size=config.batch_size, progress=progress, seed=config.seed)
+    stop_if_interrupted(result, "training the density-map baseline")
     return model
 
 
@@ -463,6 +466,7 @@ def compare_variants(
             report(progress, k * n + i, steps * n, logs)
 
         run = train_cnncs_cached(replace(config, variant=variant), data, progress=step)
+        stop_if_interrupted(run, f"training {variant}")
         rows.append({"method": variant.upper().replace("ECNNCS", "ECNNCS-"), **evaluate_cnncs(run, data),
                      "train_s": run.seconds})
 

@@ -27,7 +27,6 @@ checkpoints on validation data).
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -57,8 +56,9 @@ from wslbench.metrics import compute_froc, compute_froc_areas, compute_roc_curve
 from wslbench.metrics.froc import extract_candidates
 from wslbench.models.dr import DRNet, build_dr_net, dr_weight_decay_params
 from wslbench.presets import PresetTable, config_to_dict
-from wslbench.progress import ProgressCallback, report
+from wslbench.progress import ProgressCallback, report, stop_if_interrupted
 from wslbench.seeding import seed_everything, torch_generator
+from wslbench.training.loop import StepOutput, fit
 
 __all__ = [
     "DRConfig",
@@ -334,6 +334,7 @@ class DRTraining:
         history: per-iteration ``{"iteration", "loss", "L_L", "L_0"}`` rows.
         selected: iteration of the checkpoint loaded in ``model``.
         seconds: training wall time.
+        interrupted: cancelled through ``progress`` (shown, never cached).
     """
 
     model: DRNet
@@ -342,6 +343,7 @@ class DRTraining:
     history: list[dict[str, float]] = field(default_factory=list)
     selected: int = 0
     seconds: float = 0.0
+    interrupted: bool = False
 
     def model_at(self, iteration: int) -> DRNet:
         """A copy of the network with the checkpoint of ``iteration`` loaded."""
@@ -376,8 +378,9 @@ def train_dr(
     (5.1.1), and minimises L = L_L + ν‖∂L_L/∂m‖₁ (eq. 6; plain MSE when ν = 0) with Adam.
     Every ``checkpoint_every`` iterations the parameters are stored with their
     validation image AUC and lesion FROC areas; the best-AUC checkpoint is loaded at
-    the end. ``progress`` may raise :class:`~wslbench.training.StopRequested`, which
-    propagates (the widgets' cancel button).
+    the end (:func:`wslbench.training.fit`). ``progress`` may raise
+    :class:`~wslbench.progress.StopRequested` (the widgets' cancel button): the best
+    checkpoint so far is loaded and the result is marked ``interrupted`` (never cached).
     """
     if config.iterations < 1 or config.checkpoint_every < 1 or config.batch_size < 1:
         raise ConfigError("iterations, checkpoint_every and batch_size must be >= 1")
@@ -391,38 +394,33 @@ def train_dr(
     order = torch_generator(config.seed)
     train, val = data.train, fit_input_size(data.val, config.input_size)
     targets = train.grades.float()
-    result = DRTraining(model=model, config=config)
-    start = time.perf_counter()
-    perm, cursor = torch.randperm(len(train), generator=order), 0
-    for iteration in range(1, config.iterations + 1):
-        if cursor + config.batch_size > len(train):
-            perm, cursor = torch.randperm(len(train), generator=order), 0
-        idx = perm[cursor:cursor + config.batch_size]
-        cursor += config.batch_size
+
+    def batches(epoch: int):  # batches without replacement within a pass, for every iteration
+        perm, cursor = torch.randperm(len(train), generator=order), 0
+        for _ in range(config.iterations):
+            if cursor + config.batch_size > len(train):
+                perm, cursor = torch.randperm(len(train), generator=order), 0
+            yield perm[cursor:cursor + config.batch_size]
+            cursor += config.batch_size
+
+    def step(idx: torch.Tensor) -> StepOutput:
         x = train.images[idx]
         x = _augmented_batch(x, rng, config.input_size) if config.augment else x
-        model.train()
-        total, parts = sparsity_enhanced_loss(
-            model, x.to(device), targets[idx].to(device), config.nu,
-            criterion=config.criterion, q=config.q,
-        )
-        optimiser.zero_grad(set_to_none=True)
-        total.backward()
-        optimiser.step()
-        row = {"iteration": float(iteration), "loss": float(total.detach()),
-               "L_L": float(parts["L_L"]), "L_0": float(parts["L_0"])}
-        result.history.append(row)
-        if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
-            model.eval()
-            metrics = evaluate_dr(model, val, config).summary()
-            state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            result.checkpoints.append(DRCheckpoint(iteration, state, metrics))
-        report(progress, iteration, config.iterations, {"loss": row["loss"], "L_0": row["L_0"]})
-    best = max(result.checkpoints, key=lambda c: (c.metrics["image_auc"], c.iteration))
-    model.load_state_dict(best.state_dict)
-    model.eval()
-    result.selected = best.iteration
-    result.seconds = time.perf_counter() - start
+        total, parts = sparsity_enhanced_loss(model, x.to(device), targets[idx].to(device), config.nu,
+                                              criterion=config.criterion, q=config.q)
+        return StepOutput(total, {"L_L": float(parts["L_L"]), "L_0": float(parts["L_0"])})
+
+    fitted = fit(model, step, batches, epochs=1, optimiser=optimiser,
+                 validate=lambda: evaluate_dr(model, val, config).summary(),
+                 validate_every=config.checkpoint_every, select="image_auc", ties="latest",
+                 keep_checkpoints=True, record_steps=True, progress=progress,
+                 total_steps=config.iterations)
+    result = DRTraining(model=model, config=config, interrupted=fitted.interrupted)
+    result.history = [{"iteration": float(r["step"]), "loss": r["loss"], "L_L": r["L_L"],
+                       "L_0": r["L_0"]} for r in fitted.steps]
+    result.checkpoints = [DRCheckpoint(c.step, c.state, c.metrics) for c in fitted.checkpoints]
+    result.selected = fitted.best.step if fitted.best is not None else 0
+    result.seconds = fitted.seconds
     return result
 
 
@@ -632,6 +630,7 @@ def nu_table(
             report(progress, k * config.iterations + i, total, {"nu": nu, **logs})
 
         run = train_dr_cached(replace(config, nu=float(nu)), data, progress=step)
+        stop_if_interrupted(run, f"training nu = {nu:g}")
         test = fit_input_size(data.test, config.input_size)
         maps = dr_heatmaps(run.model, test.images, config.criterion, q=config.q)
         ev = evaluate_dr(run.model, test, config, heatmaps=maps)

@@ -22,7 +22,6 @@ set after every epoch and the maximum is reported, as in Table 2.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -43,8 +42,9 @@ from wslbench.losses.ssl import CombinedLoss, autoencoder_loss, weighted_bce_los
 from wslbench.metrics.roc import compute_roc_auc
 from wslbench.models.ssl import SSLAutoencoderClassifier, create_ssl_model
 from wslbench.presets import PresetTable
-from wslbench.progress import ProgressCallback, report
+from wslbench.progress import ProgressCallback, report, stop_if_interrupted
 from wslbench.seeding import seed_everything
+from wslbench.training.loop import StepOutput, fit
 from wslbench.training.mixed_sampler import draw_mixed_plan
 
 __all__ = [
@@ -226,6 +226,7 @@ class SSLTraining:
         history: per epoch ``{"phase", "epoch", "loss", "val_accuracy", "test_accuracy"}``.
         steps: per step ``{"step", "phase", "kind", "L_ae", "L_cl", "lambda"}`` (Fig. 3).
         seconds: wall time.
+        interrupted: cancelled through ``progress`` (shown, never cached).
     """
 
     model: SSLAutoencoderClassifier
@@ -233,6 +234,7 @@ class SSLTraining:
     history: list[dict[str, float | str]] = field(default_factory=list)
     steps: list[dict[str, float | str]] = field(default_factory=list)
     seconds: float = 0.0
+    interrupted: bool = False
 
     @property
     def max_test_accuracy(self) -> float:
@@ -266,7 +268,9 @@ def train_ssl(
 ) -> SSLTraining:
     """Train ``config.regime`` (Arora et al., 4.3); test accuracy is logged every epoch.
 
-    ``progress`` may raise :class:`~wslbench.training.StopRequested`, which propagates.
+    Each phase runs :func:`wslbench.training.fit`. ``progress`` may raise
+    :class:`~wslbench.progress.StopRequested`: training stops and the result is marked
+    ``interrupted`` (shown, never cached).
     """
     if config.regime not in REGIMES:
         raise ConfigError(f"unknown regime {config.regime!r}; expected one of: {', '.join(REGIMES)}")
@@ -293,47 +297,51 @@ def train_ssl(
     }
     total = sum(per_epoch[p] * n for p, n in phases)
     result = SSLTraining(model=model, config=config)
-    start, step = time.perf_counter(), 0
+    done = 0
     for phase, epochs in phases:
-        optimiser = _optimiser(config, model)  # a fresh optimiser per phase ("then")
-        for epoch in range(1, epochs + 1):
+        def batches(epoch: int, phase: str = phase):
             if phase == "combined":
                 plan = draw_mixed_plan(len(data.labelled), len(data.unlabelled),
                                        config.batch_size, seed=config.seed, epoch=epoch)
-                batches = [(b.kind, np.asarray(b.indices)) for b in plan.batches()]
+                yield from ((b.kind, np.asarray(b.indices)) for b in plan.batches())
             else:
                 kind = "unlabelled" if phase == "ae" else "labelled"
-                batches = _epoch_plan(len(data.labelled), len(data.unlabelled), kind, config, rng)
-            model.train()
-            losses = []
-            for kind, local in batches:
-                x, y = _batch(data, pools[kind][local], config, rng)
-                x, y = x.to(device), y.to(device)
-                if phase == "cl":
-                    loss = weighted_bce_loss(model.classify(x), y, alpha=config.alpha)
-                    parts = {"L_cl": loss.detach()}
-                elif kind == "unlabelled":
-                    loss = autoencoder_loss(model.reconstruct(x), x)
-                    parts = {"L_ae": loss.detach()}
-                else:
-                    reconstruction, logits = model(x)
-                    loss, parts = loss_fn(reconstruction, x, logits, y, encoder=model)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                step += 1
-                losses.append(float(loss.detach()))
-                result.steps.append({"step": step, "phase": phase, "kind": kind,
-                                     **{k: float(v) for k, v in parts.items()}})
-                report(progress, step, total, {"loss": losses[-1]})
-            row: dict[str, float | str] = {"phase": phase, "epoch": epoch,
-                                           "loss": float(np.mean(losses))}
-            if phase != "ae":
-                row["val_accuracy"] = evaluate_ssl(model, data, data.val)["accuracy"]
-                row["test_accuracy"] = evaluate_ssl(model, data, data.test)["accuracy"]
-            result.history.append(row)
+                yield from _epoch_plan(len(data.labelled), len(data.unlabelled), kind, config, rng)
+
+        def step(batch: tuple[str, np.ndarray], phase: str = phase) -> StepOutput:
+            kind, local = batch
+            x, y = _batch(data, pools[kind][local], config, rng)
+            x, y = x.to(device), y.to(device)
+            if phase == "cl":
+                loss = weighted_bce_loss(model.classify(x), y, alpha=config.alpha)
+                parts = {"L_cl": loss.detach()}
+            elif kind == "unlabelled":
+                loss = autoencoder_loss(model.reconstruct(x), x)
+                parts = {"L_ae": loss.detach()}
+            else:
+                reconstruction, logits = model(x)
+                loss, parts = loss_fn(reconstruction, x, logits, y, encoder=model)
+            result.steps.append({"step": len(result.steps) + 1, "phase": phase, "kind": kind,
+                                 **{k: float(v) for k, v in parts.items()}})
+            return StepOutput(loss)
+
+        def validate() -> dict[str, float]:
+            return {"val_accuracy": evaluate_ssl(model, data, data.val)["accuracy"],
+                    "test_accuracy": evaluate_ssl(model, data, data.test)["accuracy"]}
+
+        # a fresh optimiser per phase ("then"); both phases report on one progress bar
+        fitted = fit(model, step, batches, epochs=epochs, optimiser=_optimiser(config, model),
+                     validate=None if phase == "ae" else validate, progress=progress,
+                     step_offset=done, total_steps=total)
+        done += fitted.n_steps
+        result.history += [{"phase": phase, "epoch": r["epoch"], "loss": r["train_loss"],
+                            **{k: r[k] for k in ("val_accuracy", "test_accuracy") if k in r}}
+                           for r in fitted.history]
+        result.seconds += fitted.seconds
+        if fitted.interrupted:
+            result.interrupted = True
+            break
     model.eval()
-    result.seconds = time.perf_counter() - start
     return result
 
 
@@ -390,6 +398,7 @@ def compare_regimes(
             report(progress, k * n + i, len(regimes) * n, logs)
 
         run = train_ssl_cached(replace(config, regime=regime), data, progress=step)
+        stop_if_interrupted(run, f"training regime {regime}")
         rows.append({"architecture": config.architecture, "regime": regime,
                      "max_test_accuracy": run.max_test_accuracy, "seconds": run.seconds})
     return rows

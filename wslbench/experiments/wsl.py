@@ -23,8 +23,6 @@ excluded); AP is the mean over classes of the one-vs-rest average precision.
 
 from __future__ import annotations
 
-import copy
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,13 +45,14 @@ from wslbench.nn.unet import UNet
 from wslbench.pooling import WSLModel, create_pooling, localisation_masks, tta_predict
 from wslbench.pooling.postprocess import binarize_maps, upsample_maps
 from wslbench.presets import PresetTable
-from wslbench.progress import ProgressCallback, report
+from wslbench.progress import ProgressCallback, report, stop_if_interrupted
 from wslbench.seeding import seed_everything
 from wslbench.training.histology_augment import (
     RandomHistologyAugment,
     augment_images,
     augment_masks,
 )
+from wslbench.training.loop import fit
 from wslbench.training.schedules import CosineSchedule, StepSchedule, lambda_lr, sgd_nesterov
 
 __all__ = [
@@ -286,7 +285,8 @@ def build_wsl_model(config: WSLConfig, num_classes: int) -> WSLModel:
 
 @dataclass
 class WSLTraining:
-    """Result of :func:`train_wsl`: the model at its best validation accuracy and the log."""
+    """Result of :func:`train_wsl`: the model at its best validation accuracy and the log
+    (``interrupted``: cancelled through ``progress``; shown, never cached)."""
 
     model: WSLModel
     config: WSLConfig
@@ -295,6 +295,7 @@ class WSLTraining:
     best_epoch: int = 0
     seconds: float = 0.0
     size_loss: nn.Module | None = None
+    interrupted: bool = False
 
 
 def _schedule(config: WSLConfig, total_steps: int) -> StepSchedule | CosineSchedule:
@@ -322,8 +323,9 @@ def train_wsl(
 
     With ``size_loss != "none"`` the loss is eq. 4.13 on the upsampled CAMs with the size
     vectors of the (fixed, optionally noisy, 4.4.3) annotations; otherwise the
-    cross-entropy of the head's scores. ``progress`` may raise
-    :class:`~wslbench.training.StopRequested`, which propagates.
+    cross-entropy of the head's scores (:func:`wslbench.training.fit`). ``progress`` may
+    raise :class:`~wslbench.progress.StopRequested`: the best epoch so far is kept and the
+    result is marked ``interrupted``.
     """
     if not 0 <= fold < len(data.folds):
         raise ConfigError(f"fold must be in [0, {len(data.folds)}), got {fold}")
@@ -345,52 +347,42 @@ def train_wsl(
     optimiser = sgd_nesterov(params, config.lr, momentum=config.momentum,
                              weight_decay=config.weight_decay)
     steps_per_epoch = max(1, len(train_idx) // config.batch_size)
-    total = config.epochs * steps_per_epoch
-    scheduler = lambda_lr(optimiser, _schedule(config, total))
+    scheduler = lambda_lr(optimiser, _schedule(config, config.epochs * steps_per_epoch))
     augment = RandomHistologyAugment()
     rng = np.random.default_rng(config.seed + fold)
     gen = torch.Generator().manual_seed(config.seed + fold)
-    result = WSLTraining(model=model, config=config, fold=fold, size_loss=size_loss)
-    best_acc, best_state = -1.0, None
-    start, step = time.perf_counter(), 0
-    for epoch in range(1, config.epochs + 1):
-        model.train()
+
+    def batches(epoch: int):
         order = torch.randperm(len(train_idx), generator=gen)
-        losses = []
         for b in range(steps_per_epoch):
-            local = order[b * config.batch_size:(b + 1) * config.batch_size]
-            idx = train_idx[local]
-            x, y = data.images[idx], data.labels[idx]
-            if config.augment:
-                x = augment_images(x, augment.sample(len(idx), x.shape[2], x.shape[3], seed=rng))
-            x, y = x.to(device), y.to(device)
-            out = model.predict(x)
-            if size_loss is None:
-                loss = F.cross_entropy(out.scores, y)
-            else:
-                sizes = targets[local].to(device)
-                labels = y + 1
-                if config.size_loss == "jia":
-                    labels = F.one_hot(labels, data.num_classes + 1).float()
-                    labels[:, 0] = 1.0
-                loss, _ = size_loss(out.maps, labels, sizes, output_size=tuple(x.shape[2:]))
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            scheduler.step()
-            step += 1
-            losses.append(float(loss.detach()))
-            report(progress, step, total, {"epoch": epoch, "loss": losses[-1]})
-        val = evaluate_wsl(model, data, config, torch.as_tensor(split.val), dice=False)
-        result.history.append({"epoch": float(epoch), "loss": float(np.mean(losses)),
-                               "val_accuracy": val["accuracy"]})
-        if val["accuracy"] >= best_acc:
-            best_acc, result.best_epoch = val["accuracy"], epoch
-            best_state = copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
-    model.eval()
-    result.seconds = time.perf_counter() - start
-    return result
+            yield order[b * config.batch_size:(b + 1) * config.batch_size]
+
+    def step(local: torch.Tensor) -> torch.Tensor:
+        idx = train_idx[local]
+        x, y = data.images[idx], data.labels[idx]
+        if config.augment:
+            x = augment_images(x, augment.sample(len(idx), x.shape[2], x.shape[3], seed=rng))
+        x, y = x.to(device), y.to(device)
+        out = model.predict(x)
+        if size_loss is None:
+            return F.cross_entropy(out.scores, y)
+        labels = y + 1
+        if config.size_loss == "jia":
+            labels = F.one_hot(labels, data.num_classes + 1).float()
+            labels[:, 0] = 1.0
+        loss, _ = size_loss(out.maps, labels, targets[local].to(device), output_size=tuple(x.shape[2:]))
+        return loss
+
+    val = torch.as_tensor(split.val)
+    fitted = fit(model, step, batches, epochs=config.epochs, optimiser=optimiser, schedule=scheduler,
+                 validate=lambda: {"val_accuracy": evaluate_wsl(model, data, config, val,
+                                                                dice=False)["accuracy"]},
+                 select="val_accuracy", ties="latest", progress=progress,
+                 steps_per_epoch=steps_per_epoch)
+    return WSLTraining(model=model, config=config, fold=fold, size_loss=size_loss,
+                       history=[{"epoch": r["epoch"], "loss": r["train_loss"],
+                                "val_accuracy": r["val_accuracy"]} for r in fitted.history], best_epoch=fitted.best.epoch if fitted.best else 0,
+                       seconds=fitted.seconds, interrupted=fitted.interrupted)
 
 
 _TRAININGS = ExperimentCache("wsl trainings", maxsize=32)
@@ -489,6 +481,7 @@ def cross_validate(
             report(progress, fold * n + i, config.folds_to_run * n, {"fold": fold, **logs})
 
         run = train_wsl_cached(config, data, fold=fold, progress=step)
+        stop_if_interrupted(run, f"training fold {fold}")
         per_fold.append(evaluate_wsl(run.model, data, config))
     summary: dict[str, object] = {"folds": per_fold}
     for key in per_fold[0]:
@@ -535,7 +528,8 @@ def train_unet(
     """The fully supervised U-Net upper bound (2.1.3.2) on pixel labels; test pixel Dice.
 
     SGD Nesterov from ``unet_lr`` divided by 10 at each third of the epochs (the
-    GlaS schedule 0.1 → 0.001), the same augmentations as the WSL models.
+    GlaS schedule 0.1 → 0.001), the same augmentations as the WSL models. A cancel
+    through ``progress`` returns the Dice of the model so far with ``interrupted`` 1.0.
     """
     seed_everything(config.seed + fold)
     device = _device(config)
@@ -551,29 +545,28 @@ def train_unet(
     augment = RandomHistologyAugment()
     rng = np.random.default_rng(config.seed + fold)
     gen = torch.Generator().manual_seed(config.seed + fold)
-    step = 0
-    for _ in range(config.unet_epochs):
-        model.train()
+
+    def batches(epoch: int):
         order = torch.randperm(len(train_idx), generator=gen)
         for b in range(steps_per_epoch):
-            idx = train_idx[order[b * config.batch_size:(b + 1) * config.batch_size]]
-            x, m = data.images[idx], data.masks[idx]
-            if config.augment:
-                record = augment.sample(len(idx), x.shape[2], x.shape[3], seed=rng)
-                x, m = augment_images(x, record), augment_masks(m, record)
-            loss = F.cross_entropy(model(x.to(device)), m.long().to(device))
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            scheduler.step()
-            step += 1
-            report(progress, step, total, {"loss": float(loss.detach())})
+            yield train_idx[order[b * config.batch_size:(b + 1) * config.batch_size]]
+
+    def step(idx: torch.Tensor) -> torch.Tensor:
+        x, m = data.images[idx], data.masks[idx]
+        if config.augment:
+            record = augment.sample(len(idx), x.shape[2], x.shape[3], seed=rng)
+            x, m = augment_images(x, record), augment_masks(m, record)
+        return F.cross_entropy(model(x.to(device)), m.long().to(device))
+
+    fitted = fit(model, step, batches, epochs=config.unet_epochs, optimiser=optimiser,
+                 schedule=scheduler, progress=progress, steps_per_epoch=steps_per_epoch)
     model.eval()
     test = torch.as_tensor(split.test)
     with torch.no_grad():
         pred = torch.cat([model(data.images[test[i:i + 32]].to(device)).argmax(1).cpu() == 1
                           for i in range(0, len(test), 32)])
-    return {"dice": compute_dice(pred, data.masks[test], reduction="pixels")}
+    return {"dice": compute_dice(pred, data.masks[test], reduction="pixels"),
+            "interrupted": float(fitted.interrupted)}
 
 
 def sweep_parameter(
@@ -599,6 +592,7 @@ def sweep_parameter(
 
         changed = replace(config, **{name: value})
         run = train_wsl_cached(changed, data, progress=step)
+        stop_if_interrupted(run, f"training {name} = {value}")
         metrics = evaluate_wsl(run.model, data, changed)
         rows.append({name: float(value), "accuracy": metrics["accuracy"], "dice": metrics["dice"]})
     return rows

@@ -70,7 +70,6 @@ from wslbench.models.density import (  # noqa: E402
     count_from_density,
     density_target,
     detect_peaks,
-    train_density_net,
 )
 from wslbench.models.local_maxima import DARKNESS_MAPS, LocalMaximaDetector  # noqa: E402
 
@@ -83,7 +82,6 @@ __all__ += [
     "count_from_density",
     "density_target",
     "detect_peaks",
-    "train_density_net",
     "DARKNESS_MAPS",
     "LocalMaximaDetector",
 ]

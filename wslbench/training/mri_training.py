@@ -67,9 +67,10 @@ from wslbench.data.splits import Fold, kfold_splits
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.metrics.balanced_accuracy import compute_balanced_accuracy
 from wslbench.model_state import preserved_model_state
-from wslbench.progress import ProgressCallback, StopRequested, report
+from wslbench.progress import ProgressCallback
 from wslbench.seeding import numpy_rng, torch_generator
 from wslbench.training.early_stopping import EarlyStopping
+from wslbench.training.loop import StepOutput, fit, index_batches
 from wslbench.validation import as_1d, check_int, check_number
 
 __all__ = [
@@ -346,18 +347,6 @@ def _device(model: nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
-def _batches(indices: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
-    """Index batches of ``batch_size``; a trailing batch of one joins the previous one.
-
-    Batch normalisation in train mode fails on a single sample once the feature
-    map is 1×1×1 (small grids), hence the merge.
-    """
-    chunks = list(torch.split(indices, batch_size))
-    if len(chunks) > 1 and chunks[-1].numel() == 1:
-        chunks[-2:] = [torch.cat(chunks[-2:])]
-    yield from chunks
-
-
 def _logits(
     model: nn.Module, volumes: torch.Tensor, indices: torch.Tensor, batch_size: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -483,51 +472,36 @@ def train_mri_cnn(
     device = _device(model)
     cuda = [device] if device.type == "cuda" else []
 
-    rows: list[dict[str, float]] = []
-    best_ba, best_epoch, best_state = -math.inf, 0, None
-    stopper = EarlyStopping(patience=patience)
-    interrupted = early = False
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         order_gen = torch_generator(seed)
-        optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-        for epoch in range(1, epochs + 1):
-            model.train()
-            total = 0.0
-            perm = train[torch.randperm(train.numel(), generator=order_gen)]
-            for idx in _batches(perm, batch_size):
-                x = volumes[idx].to(device=device, dtype=torch.float32)
-                loss = nn.functional.cross_entropy(model(x), y[idx].to(device))
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                total += float(loss.detach()) * idx.numel()
+
+        def batches(epoch: int) -> list[torch.Tensor]:
+            return index_batches(train[torch.randperm(train.numel(), generator=order_gen)], batch_size)
+
+        def step(idx: torch.Tensor) -> StepOutput:
+            x = volumes[idx].to(device=device, dtype=torch.float32)
+            return StepOutput(nn.functional.cross_entropy(model(x), y[idx].to(device)),
+                              weight=idx.numel())
+
+        def validate() -> dict[str, float]:
             val_loss, val_ba = _evaluate(model, volumes, y, val, batch_size)
-            logs = {
-                "train_loss": total / train.numel(),
-                "val_loss": val_loss,
-                "val_balanced_accuracy": val_ba,
-            }
-            rows.append({"epoch": epoch, **logs})
-            if val_ba > best_ba:
-                best_ba, best_epoch = val_ba, epoch
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            early = stopper.step(val_loss) and epoch < epochs
-            try:
-                report(progress, epoch, epoch if early else epochs, logs)
-            except StopRequested:
-                interrupted = True
-            if early or interrupted:
-                break
-    model.load_state_dict(best_state)
-    model.eval()
+            return {"val_loss": val_loss, "val_balanced_accuracy": val_ba}
+
+        fitted = fit(model, step, batches, epochs=epochs,
+                     optimiser=torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay),
+                     validate=validate, select="val_balanced_accuracy", ties="earliest",
+                     early_stopping=EarlyStopping(patience=patience), monitor="val_loss",
+                     progress=progress, report_every="epoch")
     history = pd.DataFrame(
-        rows, columns=["epoch", "train_loss", "val_loss", "val_balanced_accuracy"]
+        [{"epoch": r["epoch"], "train_loss": r["train_loss"], "val_loss": r["val_loss"],
+          "val_balanced_accuracy": r["val_balanced_accuracy"]} for r in fitted.history],
+        columns=["epoch", "train_loss", "val_loss", "val_balanced_accuracy"],
     )
     return MRITrainingResult(
         model=model,
         history=history,
-        best_epoch=best_epoch,
-        early_stopped=early,
-        interrupted=interrupted,
+        best_epoch=fitted.best.epoch if fitted.best is not None else 0,
+        early_stopped=fitted.early_stopped,
+        interrupted=fitted.interrupted,
     )
