@@ -141,10 +141,12 @@ def test_real_images_and_explorer(trained: cnncs.CNNCSTraining,
     config, data = smoke
     real = cnncs.real_image_detections(trained, config, crop=64)
     assert [r.truth for r in real] == [None, None] and all(r.centres.shape[1] == 2 for r in real)
-    box = cnncs.detection_explorer(trained, data, index=0)
-    assert len(box.children) == 3
+    from wslbench.widgets import detection_explorer
+
+    explorer = detection_explorer(trained, data, index=0)
+    assert len(explorer.widget.children) == 3 and "F1" in explorer.note.value
     with pytest.raises(InvalidInputError):
-        cnncs.detection_explorer(trained, data, index=10_000)
+        detection_explorer(trained, data, index=10_000)
 
 
 def test_decode_threshold_on_predicted_codes(

@@ -2,8 +2,8 @@
 
 Layers, low to high: the core helpers every part may use; the building blocks
 (``nn``, ``data``, ``cs``, ``losses``, ``pooling``); models, heatmaps and metrics;
-attacks and training; figures, widgets and the runner; the paper experiments;
-the dashboards and the command line. Imports inside functions count too.
+attacks and training; figures and the runner; the paper experiments; the
+widgets and explorers that drive them; the dashboards and the command line. Imports inside functions count too.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ LAYERS = [
     {"nn", "data", "cs", "losses", "pooling"},
     {"models", "attribution", "metrics"},
     {"attacks", "training"},
-    {"viz", "widgets", "runner"},
+    {"viz", "runner"},
     {"experiments"},
+    {"widgets"},
     {"dashboards", "cli"},
 ]
 LEVEL = {name: i for i, layer in enumerate(LAYERS) for name in layer}

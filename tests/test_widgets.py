@@ -177,10 +177,40 @@ def test_heatmap_panel_policy_rescales_each_map():
 
 
 def test_case_viewer_dropdown_swaps_case_and_maps():
-    from wslbench.experiments.dr import synthetic_case_viewer
+    from wslbench.widgets import synthetic_case_viewer
 
     viewer = synthetic_case_viewer(size=64, n_cases=4)
     assert [ax.get_title() for ax in viewer.panel.figure.axes[:2]] == ["image", "no lesion"]
-    viewer.picker.value = 3  # grade 3: hemorrhages in three quadrants
+    viewer.controls.value = 3  # grade 3: hemorrhages in three quadrants
     titles = [ax.get_title() for ax in viewer.panel.figure.axes]
     assert "hemorrhage" in titles and "no lesion" not in titles
+
+
+def test_explorers_train_nothing_until_asked(monkeypatch):
+    """Building an explorer (as a papermill run does) trains nothing; Run trains once."""
+    from dataclasses import replace
+
+    from wslbench.experiments import dr, wsl
+    from wslbench.widgets import lambda_explorer, nu_explorer
+
+    config = dr.dr_config("smoke", iterations=4, checkpoint_every=2, table_nus=(0.0,))
+    data = dr.make_dr_data(config)
+    calls = []
+    real = dr.train_dr_cached
+    monkeypatch.setattr(dr, "train_dr_cached", lambda c, d, **kw: calls.append(c.nu) or real(c, d, **kw))
+    explorer = nu_explorer(config, data, nus=[1e-3], threaded=False)
+    assert calls == [] and "press Run" in explorer.note.value
+    explorer.controls.run_now()
+    assert calls == [0.0, 1e-3] and explorer.note.value == "ν = 0.001"
+    assert len(explorer.panel.figure.axes) >= 4  # image, π₀, π, truth
+
+    wconfig = wsl.wsl_config("smoke", epochs=1, size_loss="kl")
+    wdata = wsl.make_wsl_data(wconfig)
+    trained = []
+    wreal = wsl.train_wsl_cached
+    monkeypatch.setattr(wsl, "train_wsl_cached",
+                        lambda c, d, **kw: trained.append(c.lambda_s) or wreal(c, d, **kw))
+    wexplorer = lambda_explorer(replace(wconfig), wdata, lambdas=[1.0], threaded=False)
+    assert trained == []
+    wexplorer.controls.run_now()
+    assert trained == [1.0] and "Dice" in wexplorer.note.value

@@ -40,6 +40,7 @@ from wslbench.experiments.cache import ExperimentCache
 from wslbench.losses.cs import cnncs_loss
 from wslbench.metrics.detection import best_f1_threshold, compute_detection_scores
 from wslbench.metrics.froc import extract_candidates_batch
+from wslbench.models.catalogue import create_model
 from wslbench.models.cnncs import CNNCS, CNNCS_VARIANTS
 from wslbench.models.density import DensityNet, detect_peaks
 from wslbench.models.local_maxima import LocalMaximaDetector
@@ -72,7 +73,6 @@ __all__ = [
     "detect_in_image",
     "RealDetection",
     "real_image_detections",
-    "detection_explorer",
     "save_model",
     "ImageCodes",
     "ImageDetections",
@@ -276,11 +276,11 @@ def build_codec(config: CNNCSConfig) -> ProjectionCodec:
 
 def build_cnncs(config: CNNCSConfig) -> CNNCS:
     """An untrained detector of the config's variant."""
-    return CNNCS(build_codec(config), variant=config.variant, lam=config.lam, solver=config.solver,
-                 solver_iterations=config.solver_iterations,
-                 lista_iterations=config.lista_iterations, rule=config.rule, depth=config.depth,
-                 base_width=config.base_width, output_stride=config.output_stride,
-                 head_grid=config.head_grid)
+    return create_model(config.variant, codec=build_codec(config), lam=config.lam,
+                        solver=config.solver, solver_iterations=config.solver_iterations,
+                        lista_iterations=config.lista_iterations, rule=config.rule,
+                        depth=config.depth, base_width=config.base_width,
+                        output_stride=config.output_stride, head_grid=config.head_grid)
 
 
 @dataclass
@@ -629,58 +629,6 @@ def real_image_detections(
         out.append(RealDetection(image, truth, centres, f"{name}: {len(centres)} detected"
                                  + ("" if truth is None else f" / {len(truth)} annotated")))
     return out
-
-
-# --------------------------------------------------------------------------- widgets
-
-
-def detection_explorer(
-    run: CNNCSTraining,
-    data: CellData,
-    *,
-    index: int = 0,
-    lambdas: Sequence[float] | None = None,
-    bandwidths: Sequence[float] | None = None,
-) -> object:
-    """Sliders for λ and the mean-shift bandwidth that redraw the detections of test patch
-    ``index`` and the test P/R/F1 without retraining (the CNN codes are computed once).
-
-    Returns an ``ipywidgets.VBox``.
-    """
-    import ipywidgets as widgets
-
-    from wslbench.viz.cells import detection_figure
-    from wslbench.widgets import ParameterPanel
-    from wslbench.widgets._render import show_figure
-
-    if not 0 <= index < len(data.test_patches):
-        raise InvalidInputError(f"index must be in [0, {len(data.test_patches)}), got {index}")
-    c = run.config
-    dense = predict_codes(run.model, data.test_patches)
-    lambdas = list(lambdas or sorted({c.lam / 4, c.lam / 2, c.lam, 2 * c.lam, 4 * c.lam}))
-    bandwidths = list(bandwidths or sorted({c.bandwidth / 2, c.bandwidth, 1.5 * c.bandwidth, 2 * c.bandwidth}))
-    image = widgets.Image(format="png")
-    note = widgets.HTML()
-
-    def draw(params: dict[str, object], progress: ProgressCallback | None = None) -> None:
-        lam, bw = float(params["lam"]), float(params["bandwidth"])  # type: ignore[arg-type]
-        decoded = detect_cells(run.model, dense, lam=lam, threshold=c.threshold, bandwidth=bw)
-        m = evaluate_detections(decoded.centres, data.test_centroids, data.rho)
-        note.value = (f"λ = {lam:g}, bandwidth = {bw:g} px: precision {m['precision']:.3f}, "
-                      f"recall {m['recall']:.3f}, F1 {m['f1']:.3f} on {len(dense)} test patches")
-        fig = detection_figure(data.test_patches[index], data.test_centroids[index],
-                               decoded.centres[index], decoded.candidates[index])
-        show_figure(fig, image)
-
-    def slider(name: str, options: list[float], value: float) -> widgets.SelectionSlider:
-        return widgets.SelectionSlider(options=[(f"{v:g}", v) for v in options],
-                                       value=value if value in options else options[0],
-                                       description=name, continuous_update=False)
-
-    controls = ParameterPanel({"lam": slider("lam", lambdas, c.lam),
-                               "bandwidth": slider("bandwidth", bandwidths, c.bandwidth)}, draw)
-    draw(controls.values())
-    return widgets.VBox([controls.widget, note, image])
 
 
 # --------------------------------------------------------------------------- dashboard model

@@ -84,9 +84,6 @@ __all__ = [
     "evaluate_dr",
     "nu_table",
     "compare_heatmaps",
-    "nu_explorer",
-    "CaseViewer",
-    "synthetic_case_viewer",
 ]
 
 
@@ -703,91 +700,6 @@ def compare_heatmaps(
             "insertion_auc": float(insertion.auc.mean()),
         })
     return rows
-
-
-def nu_explorer(
-    config: DRConfig,
-    data: DRData,
-    *,
-    case: int = 0,
-    nus: Sequence[float] = (1e-4, 1e-3, 1e-2),
-) -> object:
-    """The ν slider of notebook 01: π₀ next to the sparsity-enhanced π of one test case.
-
-    Moving the slider trains the network at that ν (or loads it from the cache of
-    :func:`train_dr_cached`) with a progress bar and a cancel button, then redraws.
-    Returns an ``ipywidgets.VBox``.
-    """
-    import ipywidgets as widgets
-
-    from wslbench.widgets import HeatmapComparisonPanel, ParameterPanel
-
-    split = fit_input_size(data.test, config.input_size)
-    if not 0 <= case < len(split):
-        raise InvalidInputError(f"case must be in [0, {len(split)}), got {case}")
-    x = split.images[case:case + 1]
-    truth = split.masks[case].any(0).float()
-
-    def maps_for(nu: float, progress: ProgressCallback | None = None) -> torch.Tensor:
-        run = train_dr_cached(replace(config, nu=float(nu)), data, progress=progress)
-        return dr_heatmaps(run.model, x, config.criterion, q=config.q)[0, 0]
-
-    base = maps_for(0.0)
-    start = float(nus[0])
-    panel = HeatmapComparisonPanel(
-        split.raw[case],
-        {"π₀ (ν = 0)": base, f"π (ν = {start:g})": maps_for(start), "lesions (truth)": truth},
-    )
-
-    def work(params: dict[str, object], progress: ProgressCallback) -> None:
-        nu = float(params["nu"])  # type: ignore[arg-type]
-        panel.update(heatmaps={"π₀ (ν = 0)": base, f"π (ν = {nu:g})": maps_for(nu, progress),
-                               "lesions (truth)": truth})
-
-    controls = ParameterPanel({"nu": [float(v) for v in nus]}, work)
-    return widgets.VBox([controls.widget, panel.widget])
-
-
-@dataclass(frozen=True)
-class CaseViewer:
-    """The case dropdown and heatmap panel of :func:`synthetic_case_viewer`."""
-
-    picker: object
-    panel: object
-    widget: object
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-
-
-def synthetic_case_viewer(*, size: int = 128, n_cases: int = 6, seed: int = 0) -> CaseViewer:
-    """A dashboard panel of synthetic fundus cases and their lesion masks, as heatmaps.
-
-    A ``case`` dropdown picks one of ``n_cases`` cases (grades 0–4 in turn); the panel
-    shows the photograph and one smoothed map per lesion type present (opacity,
-    threshold and scale controls).
-    """
-    import ipywidgets as widgets
-
-    from wslbench.widgets import HeatmapComparisonPanel
-
-    if n_cases < 1:
-        raise InvalidInputError(f"n_cases must be >= 1, got {n_cases}")
-    cases = [make_fundus_case(seed + i, size, i % 5) for i in range(n_cases)]
-
-    def maps_of(i: int) -> dict[str, np.ndarray]:
-        masks = cases[i].masks
-        shown = {k: ndi.gaussian_filter(m.astype(float), 1.0) for k, m in masks.items() if m.any()}
-        return shown or {"no lesion": np.zeros((size, size))}
-
-    labels = [(f"case {i + 1}: grade {c.grade}", i) for i, c in enumerate(cases)]
-    picker = widgets.Dropdown(options=labels, value=0, description="case")
-    panel = HeatmapComparisonPanel(cases[0].image, maps_of(0), opacity=0.6, threshold=0.1)
-    picker.observe(lambda change: panel.update(cases[change["new"]].image, maps_of(change["new"])),
-                   names="value")
-    return CaseViewer(picker, panel, widgets.VBox([picker, panel.widget]))
 
 
 # --------------------------------------------------------------------------- models for the dashboard

@@ -40,9 +40,9 @@ from wslbench.experiments.cache import ExperimentCache
 from wslbench.losses.size import SizeSupervisedLoss, perturb_sizes
 from wslbench.metrics.classification import compute_accuracy, compute_map
 from wslbench.metrics.segmentation import compute_dice
-from wslbench.nn.resnet import ResNet
+from wslbench.models.catalogue import wsl_model
 from wslbench.nn.unet import UNet
-from wslbench.pooling import WSLModel, create_pooling, localisation_masks, tta_predict
+from wslbench.pooling import WSLModel, localisation_masks, tta_predict
 from wslbench.pooling.postprocess import binarize_maps, upsample_maps
 from wslbench.presets import PresetTable
 from wslbench.progress import ProgressCallback, report, stop_if_interrupted
@@ -76,7 +76,6 @@ __all__ = [
     "real_image_cams",
     "TABLE_4_1",
     "cam_gallery",
-    "lambda_explorer",
 ]
 
 SIZE_LOSSES = ("none", "jia", "kl", "l2", "adaptive")
@@ -275,12 +274,10 @@ def _cam_classes(config: WSLConfig, num_classes: int) -> int:
 
 
 def build_wsl_model(config: WSLConfig, num_classes: int) -> WSLModel:
-    """ResNet backbone + the configured pooling head (any head on any backbone)."""
-    backbone = ResNet(depth=config.depth, output_stride=config.output_stride,
-                      base_width=config.base_width)
-    head = create_pooling(config.head, in_channels=backbone.num_features,
-                          num_classes=_cam_classes(config, num_classes), **_head_kwargs(config))
-    return WSLModel(backbone, head)
+    """ResNet backbone + the configured pooling head (``create_model("wsl", ...)``)."""
+    return wsl_model(head=config.head, num_classes=_cam_classes(config, num_classes),
+                     depth=config.depth, base_width=config.base_width,
+                     output_stride=config.output_stride, head_kwargs=_head_kwargs(config))
 
 
 @dataclass
@@ -640,45 +637,6 @@ def cam_gallery(
             for name, run in runs.items()}
     maps["ground truth"] = data.masks[i][0].float()
     return maps
-
-
-def lambda_explorer(
-    config: WSLConfig,
-    data: WSLData,
-    *,
-    index: int = 0,
-    lambdas: Sequence[float] = (0.3, 1.0, 3.0, 10.0),
-) -> object:
-    """The λ_s slider of notebook 02: retrains the size-supervised model (or loads it from
-    the cache) and redraws its CAM next to the ground truth with the test Dice.
-
-    Returns an ``ipywidgets.VBox``.
-    """
-    import ipywidgets as widgets
-
-    from wslbench.widgets import HeatmapComparisonPanel, ParameterPanel
-
-    test = torch.as_tensor(data.folds[0].test)
-    if not 0 <= index < len(test):
-        raise InvalidInputError(f"index must be in [0, {len(test)}), got {index}")
-    sized = config if config.size_loss != "none" else replace(config, size_loss="adaptive")
-    note = widgets.HTML()
-
-    def maps_for(lam: float, progress: ProgressCallback | None = None) -> dict[str, torch.Tensor]:
-        run = train_wsl_cached(replace(sized, lambda_s=float(lam)), data, progress=progress)
-        m = evaluate_wsl(run.model, data, run.config)
-        note.value = (f"λ_s = {lam:g}: test accuracy {100 * m['accuracy']:.1f} %, "
-                      f"Dice {100 * m['dice']:.1f} %")
-        return cam_gallery({f"{sized.size_loss} (λ_s = {lam:g})": run}, data, index)
-
-    panel = HeatmapComparisonPanel(data.images[test[index]], maps_for(lambdas[0]))
-
-    def work(params: dict[str, object], progress: ProgressCallback) -> None:
-        panel.update(heatmaps=maps_for(float(params["lambda_s"]), progress))  # type: ignore[arg-type]
-
-    controls = ParameterPanel({"lambda_s": [float(v) for v in lambdas]}, work)
-    return widgets.VBox([controls.widget, note, panel.widget])
-
 
 
 # --------------------------------------------------------------------------- models for the dashboard

@@ -85,3 +85,7 @@ __all__ += [
     "DARKNESS_MAPS",
     "LocalMaximaDetector",
 ]
+
+from wslbench.models.catalogue import MODELS, create_model, list_models, wsl_model  # noqa: E402
+
+__all__ += ["MODELS", "create_model", "list_models", "wsl_model"]
