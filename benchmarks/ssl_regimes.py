@@ -42,7 +42,7 @@ def main() -> None:
             acc: dict[str, list[float]] = {r: [] for r in ssl.REGIMES}
             for seed in args.seeds:
                 config = ssl.ssl_config("demo", architecture=arch, label_fraction=fraction,
-                                        lambda_=lam, seed=seed)
+                                        lam=lam, seed=seed)
                 data = ssl.make_ssl_data(config)
                 for row in ssl.compare_regimes(config, data):
                     acc[row["regime"]].append(100.0 * row["max_test_accuracy"])

@@ -19,7 +19,7 @@ def smoke():
 
 def test_paper_preset_and_bad_overrides():
     paper = ssl.ssl_config("paper")
-    assert (paper.architecture, paper.image_size, paper.batch_size, paper.lambda_) == (
+    assert (paper.architecture, paper.image_size, paper.batch_size, paper.lam) == (
         "aeres18", 512, 48, 3.0)
     assert (paper.lr, paper.momentum, paper.nesterov, paper.weight_decay) == (0.004, 0.9, False, 1e-5)
     with pytest.raises(ConfigError, match="label_fraction"):

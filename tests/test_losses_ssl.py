@@ -132,7 +132,7 @@ def test_combined_loss_fixed_lambda() -> None:
     x_hat = torch.full((1, 1, 2, 2), 0.5)  # L_ae = 0.25
     logits = torch.tensor([0.0, 0.0])
     targets = torch.tensor([1.0, 0.0])  # L_cl = log 2 with alpha = 1; (3 log2 + log2)/2 with 3
-    loss_fn = CombinedLoss(lambda_=2.0, alpha=3.0)
+    loss_fn = CombinedLoss(lam=2.0, alpha=3.0)
     total, parts = loss_fn(x_hat, x, logits, targets)
     l_cl = (3 * math.log(2) + math.log(2)) / 2
     torch.testing.assert_close(total, torch.tensor(0.25 + 2.0 * l_cl))
@@ -155,7 +155,7 @@ def test_combined_loss_adaptive_uses_eq4() -> None:
     x = torch.zeros(1, 1, 1, 1)
     x_hat = loss_ae.reshape(1, 1, 1, 1)
     logits = loss_cl.reshape(1)
-    total, parts = CombinedLoss(lambda_=1.0, adaptive=True)(
+    total, parts = CombinedLoss(lam=1.0, adaptive=True)(
         x_hat, x, logits, torch.zeros(1), encoder=model
     )
     # Chain rule: dL_ae/dE = 2·loss_ae·(3, 0, 4); dL_cl/dE = sigmoid(loss_cl)·(0, −2, 3).
@@ -169,9 +169,9 @@ def test_combined_loss_adaptive_uses_eq4() -> None:
 
 def test_combined_loss_config_and_paper_values() -> None:
     assert PAPER_LAMBDAS == {"aecl1": 400.0, "aeres18": 3.0}
-    with pytest.raises(ConfigError, match="lambda_"):
-        CombinedLoss(lambda_=-1.0)
+    with pytest.raises(ConfigError, match="lam"):
+        CombinedLoss(lam=-1.0)
     with pytest.raises(ConfigError, match="alpha"):
         CombinedLoss(alpha=float("nan"))
-    loss = CombinedLoss(lambda_=3.0, adaptive=True, alpha=2.0)
-    assert (loss.lambda_, loss.adaptive, loss.alpha) == (3.0, True, 2.0)
+    loss = CombinedLoss(lam=3.0, adaptive=True, alpha=2.0)
+    assert (loss.lam, loss.adaptive, loss.alpha) == (3.0, True, 2.0)

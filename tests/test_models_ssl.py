@@ -175,7 +175,7 @@ def test_tiny_combined_training_lowers_reconstruction_loss() -> None:
     targets = (labelled.mean(dim=(1, 2, 3)) > 0).float()
     model = AECL1(base_width=4, num_pools=2)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    loss_fn = CombinedLoss(lambda_=0.1)
+    loss_fn = CombinedLoss(lam=0.1)
     sampler = MixedBatchSampler(8, 12, batch_size=4, seed=0)
 
     both = torch.cat([labelled, unlabelled])

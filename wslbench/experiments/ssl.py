@@ -87,7 +87,7 @@ class SSLConfig:
         batch_size: minibatch size (48 for Res18 in 5.2).
         optimizer: ``"sgd"`` (Res18, 5.2) or ``"adam"`` (CL1, 5.2).
         lr, momentum, nesterov, weight_decay: optimiser (Res18: 0.004, 0.9, False, 1e-5).
-        lambda_: λ of eq. 3 (3 for AERes18, 400 for AECL1, Table 2).
+        lam: λ of eq. 3 (3 for AERes18, 400 for AECL1, Table 2).
         adaptive_lambda: recompute λ by eq. 4 at every labelled step.
         alpha: positive-class weight α of eq. 2 (1 on balanced data).
         augment: rotation ±15°, scale [0.9, 1], horizontal flip (4.5).
@@ -115,7 +115,7 @@ class SSLConfig:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 1e-5
-    lambda_: float = 3.0
+    lam: float = 3.0
     adaptive_lambda: bool = False
     alpha: float = 1.0
     augment: bool = True
@@ -281,7 +281,7 @@ def train_ssl(
     seed_everything(config.seed)
     device = _device(config)
     model = build_ssl_model(config).to(device)
-    loss_fn = CombinedLoss(lambda_=config.lambda_, adaptive=config.adaptive_lambda,
+    loss_fn = CombinedLoss(lam=config.lam, adaptive=config.adaptive_lambda,
                            alpha=config.alpha)
     rng = np.random.default_rng(config.seed)
     pools = {"labelled": data.labelled, "unlabelled": data.unlabelled}

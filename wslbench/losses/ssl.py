@@ -32,7 +32,6 @@ gradient counts both its encoder and its decoder use.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import torch
@@ -40,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wslbench.errors import ConfigError, InvalidInputError
+from wslbench.validation import check_number
 
 __all__ = [
     "PAPER_LAMBDAS",
@@ -51,14 +51,6 @@ __all__ = [
 
 PAPER_LAMBDAS: dict[str, float] = {"aecl1": 400.0, "aeres18": 3.0}
 """Fixed λ of eq. 3 used in the paper's Table 2, by SSL model name."""
-
-
-def _check_number(name: str, value: object, *, positive: bool) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and math.isfinite(value) and (value > 0 if positive else value >= 0)
-    if not ok:
-        expected = "a finite number > 0" if positive else "a finite number >= 0"
-        raise ConfigError(f"{name} must be {expected}, got {value!r}")
 
 
 def autoencoder_loss(reconstruction: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
@@ -107,7 +99,7 @@ def weighted_bce_loss(
         ConfigError: ``alpha`` not a finite number > 0.
         InvalidInputError: shapes differ, targets outside ``[0, 1]``, non-finite logits.
     """
-    _check_number("alpha", alpha, positive=True)
+    check_number("alpha", alpha)
     if not isinstance(logits, torch.Tensor) or not isinstance(targets, torch.Tensor):
         raise InvalidInputError("logits and targets must be tensors")
     if logits.shape != targets.shape:
@@ -182,7 +174,7 @@ def adaptive_lambda(
         InvalidInputError: no trainable encoder parameters, a loss that is not a
             scalar attached to a graph, or a non-finite gradient.
     """
-    _check_number("fallback", fallback, positive=False)
+    check_number("fallback", fallback, allow_zero=True)
     params = _encoder_parameters(encoder)
     norm_ae = _grad_norm(loss_ae, params, "loss_ae")
     norm_cl = _grad_norm(loss_cl, params, "loss_cl")
@@ -195,7 +187,7 @@ class CombinedLoss(nn.Module):
     """``L_combined = L_ae + λ·L_cl`` of "AE-CL combined" training (Arora et al., eq. 3, 4.3).
 
     Args:
-        lambda_: fixed λ (400 for AECL1, 3 for AERes18 in Table 2); with
+        lam: fixed λ (400 for AECL1, 3 for AERes18 in Table 2); with
             ``adaptive=True`` the value used when :func:`adaptive_lambda` has a
             zero gradient norm.
         adaptive: recompute λ at every labelled step by eq. 4 (:func:`adaptive_lambda`).
@@ -207,18 +199,18 @@ class CombinedLoss(nn.Module):
     ``"L_ae"`` and, for labelled minibatches, ``"L_cl"`` and ``"lambda"`` (the λ used).
 
     Example:
-        >>> loss_fn = CombinedLoss(lambda_=3.0)                         # doctest: +SKIP
+        >>> loss_fn = CombinedLoss(lam=3.0)                         # doctest: +SKIP
         >>> x_hat, logits = model(x)                                    # doctest: +SKIP
         >>> total, parts = loss_fn(x_hat, x, logits, y, encoder=model)  # doctest: +SKIP
     """
 
-    def __init__(self, lambda_: float = 1.0, adaptive: bool = False, alpha: float = 1.0) -> None:
+    def __init__(self, lam: float = 1.0, adaptive: bool = False, alpha: float = 1.0) -> None:
         super().__init__()
-        _check_number("lambda_", lambda_, positive=False)
-        _check_number("alpha", alpha, positive=True)
+        check_number("lam", lam, allow_zero=True)
+        check_number("alpha", alpha)
         if not isinstance(adaptive, bool):
             raise ConfigError(f"adaptive must be True or False, got {adaptive!r}")
-        self.lambda_ = lambda_
+        self.lam = lam
         self.adaptive = adaptive
         self.alpha = alpha
 
@@ -244,11 +236,11 @@ class CombinedLoss(nn.Module):
                 raise InvalidInputError(
                     "adaptive λ needs encoder=model (or its encoder parameters)"
                 )
-            lam = adaptive_lambda(encoder, loss_ae, loss_cl, fallback=self.lambda_)
+            lam = adaptive_lambda(encoder, loss_ae, loss_cl, fallback=self.lam)
         else:
-            lam = loss_ae.new_tensor(float(self.lambda_))
+            lam = loss_ae.new_tensor(float(self.lam))
         total = loss_ae + lam * loss_cl
         return total, {"L_ae": loss_ae.detach(), "L_cl": loss_cl.detach(), "lambda": lam}
 
     def extra_repr(self) -> str:
-        return f"lambda_={self.lambda_}, adaptive={self.adaptive}, alpha={self.alpha}"
+        return f"lam={self.lam}, adaptive={self.adaptive}, alpha={self.alpha}"
