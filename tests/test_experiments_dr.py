@@ -10,7 +10,7 @@ import torch
 
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.experiments import dr
-from wslbench.experiments.dr_ensemble import (
+from wslbench.experiments.dr.ensemble import (
     ENSEMBLE_CRITERIA,
     fit_dr_ensemble,
     select_checkpoints,

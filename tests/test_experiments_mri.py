@@ -106,7 +106,7 @@ def test_similarity_table_leaves_unmoved_masks_empty(smoke):
     region = np.unique(labels[labels > 0])[0]
     moved = torch.ones(1, 1, *labels.shape)
     moved[0, 0][torch.from_numpy(labels == region)] = 0.3
-    table = mri._similarity_or_missing({"moved": moved, "still": torch.ones_like(moved)}, data.atlas)
+    table = mri.masks._similarity_or_missing({"moved": moved, "still": torch.ones_like(moved)}, data.atlas)
     assert table.loc["moved", "moved"] == pytest.approx(1.0)
     assert np.isnan(table.loc["still", "moved"]) and mri.table_values(table)[1] == [None, None]
 
@@ -147,7 +147,7 @@ def test_train_fold_uses_cuda_when_available_and_no_device_is_given(smoke, monke
         asked.append(device)
         return torch.device("cpu")
 
-    monkeypatch.setattr(mri, "resolve_device", fake)
+    monkeypatch.setattr(mri.train, "resolve_device", fake)
     mri.train_fold(replace(config, epochs=1), data)
     assert asked == [None]
     from wslbench.devices import resolve_device
@@ -166,6 +166,6 @@ def test_masks_on_a_model_that_finds_no_ad_image_say_so_in_the_log(smoke, caplog
     run = mri.MRIRun(AlwaysCN(), 0, None, 1, 0.5)
     index = np.arange(len(data.cohort.labels))
     with caplog.at_level("WARNING", logger="wslbench"):
-        chosen = mri._correct_ad(run, data, index, config)
+        chosen = mri.masks._correct_ad(run, data, index, config)
     assert (data.cohort.labels[chosen] == 1).all()
     assert "classifies none of the" in caplog.text

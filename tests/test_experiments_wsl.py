@@ -43,7 +43,7 @@ def test_data_folds_share_one_test_set(smoke):
 
 def test_size_targets_put_the_rest_in_the_background():
     sizes = torch.tensor([0.25, 0.6])
-    targets = wsl._size_targets(sizes, torch.tensor([1, 0]), num_classes=2)
+    targets = wsl.train._size_targets(sizes, torch.tensor([1, 0]), num_classes=2)
     torch.testing.assert_close(targets, torch.tensor([[0.75, 0.0, 0.25], [0.4, 0.6, 0.0]]))
 
 

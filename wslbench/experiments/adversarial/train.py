@@ -1,0 +1,34 @@
+"""Adversarial fine-tuning with DDN examples (Rony 2020, eq. A V-9)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from wslbench.attacks import (
+    train_adversarial,
+)
+from wslbench.experiments.adversarial.config import AdversarialConfig
+from wslbench.progress import ProgressCallback
+from wslbench.seeding import seed_everything
+
+__all__ = ["adversarially_trained"]
+
+
+def adversarially_trained(
+    model: nn.Module,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    config: AdversarialConfig,
+    *,
+    progress: ProgressCallback | None = None,
+) -> nn.Module:
+    """A copy of ``model`` fine-tuned with DDN adversarial examples (eq. A V-9)."""
+    seed_everything(config.seed)
+    robust = copy.deepcopy(model)
+    train_adversarial(robust, list(batches), epochs=config.adv_epochs,
+                      max_norm=config.adv_max_norm, attack_steps=config.adv_attack_steps,
+                      lr=config.adv_lr, clean_weight=config.clean_weight, progress=progress)
+    return robust.eval()

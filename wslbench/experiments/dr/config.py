@@ -1,0 +1,84 @@
+"""Presets of the DR heatmap experiment (Quellec et al. 2017, 5.1; the paper preset matches Table 1 and 5.1.3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from wslbench.presets import PresetTable
+
+__all__ = ["DRConfig", "DR_PRESETS", "dr_config"]
+
+
+@dataclass(frozen=True)
+class DRConfig:
+    """Hyper-parameters of the DR heatmap experiment (Quellec 2017, 5.1–5.5).
+
+    Attributes:
+        net: ``"net_a"``, ``"net_b"`` (Table 1) or ``"alexnet"``.
+        image_size: side of the synthetic images and preprocessing target width (512 in 5.1.1).
+        input_size: network input side after augmentation resize (448 in 5.1.1).
+        width: channel multiplier of the network (1.0 = Table 1).
+        n_train, n_val, n_test: split sizes (cases).
+        batch_size: mini-batch size (36 in 5.2).
+        iterations: training iterations (350,000 in 5.2).
+        lr: Adam learning rate (1e-4 in 5.1.3).
+        weight_decay: L2 factor on conv/dense weights (5e-4 in 5.1.3).
+        nu: factor ν of the sparsity term L0 (eq. 6; 1e-3 retained in Table 2).
+        criterion: ``"pi"`` (hue-constrained, eq. 3) or ``"omega"`` (sensitivity, eq. 2).
+        q: colour-channel norm of ω (eq. 2).
+        augment: random rotation/translation/scale/flip/contrast of 5.1.1.
+        preprocess: Graham preprocessing of 5.1.1.
+        checkpoint_every: iterations between validation checkpoints.
+        candidate_distance: minimal distance (px) between lesion candidates.
+        candidate_sigma: Gaussian smoothing (px) of a heatmap before its local maxima are taken.
+        max_fp: μ of the limited FROC area (10 in 5.5).
+        rf_trees, rf_depth: random forest of the ensemble (500 and 25 in 5.6).
+        table_nus: the ν values of the Table 2 sweep (:func:`nu_table`).
+        seed: seed of data, initialisation, data order, augmentation and dropout.
+        device: ``"cpu"``, ``"cuda"``…; ``None`` takes CUDA when available.
+    """
+
+    net: Literal["net_a", "net_b", "alexnet"] = "net_b"
+    image_size: int = 128
+    input_size: int = 128
+    width: float = 0.25
+    n_train: int = 320
+    n_val: int = 64
+    n_test: int = 96
+    batch_size: int = 16
+    iterations: int = 600
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    nu: float = 0.0
+    criterion: Literal["pi", "omega"] = "pi"
+    q: float = 1.0
+    augment: bool = True
+    preprocess: bool = True
+    checkpoint_every: int = 100
+    candidate_distance: int = 3
+    candidate_sigma: float = 1.0
+    max_fp: float = 10.0
+    rf_trees: int = 200
+    rf_depth: int = 8
+    table_nus: tuple[float, ...] = (0.0, 1e-3, 1e-2)
+    seed: int = 0
+    device: str | None = None
+
+
+DR_PRESETS = PresetTable(
+    DRConfig,
+    smoke=DRConfig(image_size=64, input_size=64, width=0.125, n_train=48, n_val=24, n_test=24,
+                   batch_size=8, iterations=30, checkpoint_every=10, candidate_distance=2,
+                   rf_trees=20, rf_depth=4, nu=1e-3, table_nus=(0.0, 1e-3)),
+    demo=DRConfig(nu=1e-3),
+    paper=DRConfig(net="net_b", image_size=512, input_size=448, width=1.0, n_train=35126,
+                   n_val=3000, n_test=3000, batch_size=36, iterations=350_000, lr=1e-4,
+                   nu=1e-3, checkpoint_every=4000, candidate_distance=8, rf_trees=500,
+                   rf_depth=25, table_nus=(0.0, 1e-4, 1e-3, 1e-2)),
+)
+
+
+def dr_config(preset: str = "demo", /, **overrides: object) -> DRConfig:
+    """The ``preset`` configuration with ``overrides`` (``None`` keeps the preset's value)."""
+    return DR_PRESETS.build(preset, **overrides)

@@ -1,0 +1,48 @@
+"""3D CNN on gray-matter maps and meaningful-perturbation masks (Thibeau-Sutre et al. 2020).
+
+What notebook ``05_mri_masks`` calls: a synthetic AD/CN cohort built from the real
+MNI GM template nilearn ships (known atrophy regions, several sessions per subject),
+the quality check of 2.3.1, a subject-level age/sex-matched CV split
+(``random_state = 2``, 2.2.3), the 3D CNN of 2.2.2 trained with early stopping on
+the validation loss and kept at its best validation balanced accuracy, group-level
+masks (2.3.3, 2.3.5) on the correctly classified AD test images with a validation
+subset, session-level masks (2.3.4, λ × 100), and the 2.4 metrics: ROI cosine
+similarities between masks (Tables 2–3), intra- vs inter-subject similarity,
+prob_CNN, and — because the cohort has ground truth — the overlap of the mask with
+the true atrophy."""
+
+from __future__ import annotations
+
+from wslbench.experiments.mri.config import (
+    MRI_PRESETS,
+    MRIConfig,
+    mri_config,
+)
+from wslbench.experiments.mri.data import (
+    MRIData,
+    make_mri_data,
+)
+from wslbench.experiments.mri.export import (
+    run_metrics,
+    save_model,
+)
+from wslbench.experiments.mri.masks import (
+    cross_prob_cnn,
+    fold_masks,
+    fold_table,
+    group_mask,
+    group_mask_cached,
+    hyperparameter_similarity,
+    intra_inter,
+    mask_report,
+    save_mask_nifti,
+    session_masks,
+    table_values,
+)
+from wslbench.experiments.mri.train import (
+    MRIRun,
+    train_fold,
+    train_fold_cached,
+)
+
+__all__ = ["MRIConfig", "MRI_PRESETS", "MRIData", "MRIRun", "mri_config", "make_mri_data", "train_fold", "train_fold_cached", "group_mask", "group_mask_cached", "session_masks", "mask_report", "hyperparameter_similarity", "save_mask_nifti", "intra_inter", "fold_table", "fold_masks", "cross_prob_cnn", "table_values", "run_metrics", "save_model"]

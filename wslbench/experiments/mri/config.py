@@ -1,0 +1,97 @@
+"""Presets of the MRI mask experiment (Thibeau-Sutre et al. 2020, 2.2–2.4)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from wslbench.errors import ConfigError
+from wslbench.models.mri import MRI_CNN_CONFIGS
+from wslbench.presets import PresetTable
+
+__all__ = ["MRIConfig", "MRI_PRESETS", "mri_config"]
+
+
+_log = logging.getLogger("wslbench")
+
+
+@dataclass(frozen=True)
+class MRIConfig:
+    """Hyper-parameters of the MRI experiment (Thibeau-Sutre et al. 2020, 2.2–2.4).
+
+    Attributes:
+        grid: ``"paper"`` (121×145×121 at 1.5 mm) or ``"smoke"`` (61×73×61 at 3 mm).
+        cnn: 3D CNN configuration (:data:`wslbench.models.mri.MRI_CNN_CONFIGS`).
+        n_subjects, sessions_per_subject, ad_fraction, atrophy: synthetic cohort.
+        n_qc_fail: sessions made to fail the quality check (max < 0.95, 2.3.1).
+        n_splits, folds_to_run, test_fraction: subject-level CV (5 folds, 2.2.3).
+        age_bins: age strata of the age/sex matching of the test set.
+        epochs, batch_size, lr, weight_decay, patience: CNN training (early stopping 5).
+        lambda1, lambda2, beta1, beta2: mask regularisation of eq. 2 (1e-4, 1e-2, 0.1, 1).
+        mask_lr: mask learning rate (0.1, 2.3.5).
+        mask_epochs, mask_tolerance, mask_patience: group-mask optimisation and its stop.
+        session_iterations: maximum steps of a session-level mask.
+        beta1_values, beta2_values: the β grids of Table 2.
+        lambda1_values, lambda2_values: the λ grids of Table 3.
+        stability_folds, stability_runs: folds and training runs (seeds) whose group masks
+            are compared (Fig. 6, 2.4).
+        train_seed: seed of the CNN initialisation and data order (runs differ by it).
+        seed: seed of the synthetic cohort (the split uses random_state 2).
+        device: ``None`` takes CUDA when available.
+    """
+
+    grid: Literal["paper", "smoke"] = "smoke"
+    cnn: str = "smoke"
+    n_subjects: int = 60
+    sessions_per_subject: int = 2
+    ad_fraction: float = 0.5
+    atrophy: float = 0.3
+    n_qc_fail: int = 1
+    n_splits: int = 5
+    folds_to_run: int = 1
+    test_fraction: float = 0.3
+    age_bins: int = 3
+    epochs: int = 20
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 5
+    lambda1: float = 1e-4
+    lambda2: float = 1e-2
+    beta1: float = 0.1
+    beta2: float = 1.0
+    mask_lr: float = 0.1
+    mask_epochs: int = 30
+    mask_tolerance: float = 0.05
+    mask_patience: int = 5
+    session_iterations: int = 100
+    beta1_values: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0)
+    beta2_values: tuple[float, ...] = (1.0, 2.0, 3.0)
+    lambda1_values: tuple[float, ...] = (0.1, 0.01, 0.001, 0.0001)
+    lambda2_values: tuple[float, ...] = (0.1, 0.01, 0.001, 0.0001)
+    stability_folds: int = 2
+    stability_runs: int = 2
+    train_seed: int = 0
+    seed: int = 0
+    device: str | None = None
+
+
+MRI_PRESETS = PresetTable(
+    MRIConfig,
+    smoke=MRIConfig(n_subjects=30, sessions_per_subject=2, n_splits=2, epochs=3, mask_epochs=3,
+                    age_bins=2, lambda1_values=(0.01, 0.0001), lambda2_values=(0.01, 0.001),
+                    session_iterations=5, beta1_values=(0.1, 1.0), beta2_values=(1.0, 2.0)),
+    demo=MRIConfig(),
+    paper=MRIConfig(grid="paper", cnn="paper", n_subjects=666, sessions_per_subject=3,
+                    epochs=50, lr=1e-4, mask_epochs=200, session_iterations=5000, age_bins=5,
+                    stability_folds=5, stability_runs=5),
+)
+
+
+def mri_config(preset: str = "demo", /, **overrides: object) -> MRIConfig:
+    """The ``preset`` configuration with ``overrides`` (``None`` keeps the preset's value)."""
+    config = MRI_PRESETS.build(preset, **overrides)
+    if config.cnn not in MRI_CNN_CONFIGS:
+        raise ConfigError(f"unknown cnn {config.cnn!r}; expected one of: {', '.join(MRI_CNN_CONFIGS)}")
+    return config

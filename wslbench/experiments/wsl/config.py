@@ -1,0 +1,117 @@
+"""Presets of the weakly supervised histology experiment (Rony 2020, 2.1.3 and 4.4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from wslbench.errors import ConfigError
+from wslbench.presets import PresetTable
+
+__all__ = ["WSLConfig", "WSL_PRESETS", "SIZE_LOSSES", "wsl_config"]
+
+
+SIZE_LOSSES = ("none", "jia", "kl", "l2", "adaptive")
+
+
+@dataclass(frozen=True)
+class WSLConfig:
+    """Hyper-parameters of the histology WSL experiment (Rony 2020, 2.1.3 and 4.4).
+
+    Attributes:
+        task: synthetic data set: ``"glas"`` (benign / malignant glands), ``"bach"``
+            (4 classes) or ``"camelyon"`` (normal / tumour patches).
+        head: pooling head (:func:`wslbench.pooling.list_pooling`); size losses use ``"gap"`` (4.3).
+        q: LSE sharpness (eq. 3.7; 10 in 2.1.3.1).
+        k_pos, k_neg, wildcat_alpha, modalities: WILDCAT (eq. 3.8; 10 %, 10 %, 0.6, 4).
+        gated: gated attention ψ₂ for the Deep MIL heads (eq. 1.6).
+        score_dropout: d of the multi-class attention pooling (eq. 3.11).
+        depth, base_width, output_stride: ResNet backbone (18, 64 and 32/16 in 4.4.2).
+        image_size: patch side; n_images: synthetic patches in all.
+        n_folds: validation folds (the test set is fixed); folds_to_run: how many to train.
+        test_fraction: share of the images held out as the fixed test set.
+        epochs, batch_size, lr, schedule: training (2.1.3.1: lr 0.01, step at half; 4.4.2: cosine).
+        momentum, weight_decay: SGD Nesterov (0.9, 1e-4).
+        size_loss: ``"none"`` (image labels only) or a chapter 4 size loss.
+        lambda_s, lambda_e: weights of the size and entropy terms (eq. 4.13; 10 and 0.1 in 4.4.5).
+        sigma_s: standard deviation of the size noise, drawn once per sample (4.4.3).
+        augment: colour jitter 0.5/0.5/0.5/0.05, flips and 90° rotations (2.1.3.1).
+        tta: test-time augmentation of the CAMs (flip × scales 0.5, 1, 1.5, 2).
+        unet_depth, unet_width, unet_epochs, unet_lr: the fully supervised upper bound (2.1.3.2).
+        data_dir: a GlaS folder (Warwick QU layout, :func:`wslbench.data.load_glas`) to
+            train on the real data set instead of the synthetic patches (``task`` must be
+            ``"glas"``); images are centre-cropped square and resized to ``image_size``,
+            testA + testB form the fixed test set and the training images the folds.
+        seed: seed of data, splits, initialisation, data order and augmentation.
+        device: ``None`` takes CUDA when available.
+    """
+
+    task: Literal["glas", "bach", "camelyon"] = "glas"
+    head: str = "gap"
+    q: float = 10.0
+    k_pos: float = 0.1
+    k_neg: float = 0.1
+    wildcat_alpha: float = 0.6
+    modalities: int = 4
+    gated: bool = False
+    score_dropout: float = 0.3
+    depth: int = 18
+    base_width: int = 16
+    output_stride: int = 16
+    image_size: int = 96
+    n_images: int = 160
+    n_folds: int = 3
+    folds_to_run: int = 2
+    test_fraction: float = 0.25
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 0.01
+    schedule: Literal["step", "cosine"] = "step"
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    size_loss: Literal["none", "jia", "kl", "l2", "adaptive"] = "none"
+    lambda_s: float = 10.0
+    lambda_e: float = 0.1
+    sigma_s: float = 0.0
+    augment: bool = True
+    tta: bool = False
+    unet_depth: int = 3
+    unet_width: int = 8
+    unet_epochs: int = 20
+    unet_lr: float = 0.1
+    data_dir: str | None = None
+    seed: int = 0
+    device: str | None = None
+
+
+WSL_PRESETS = PresetTable(
+    WSLConfig,
+    smoke=WSLConfig(base_width=8, image_size=64, n_images=80, n_folds=2, folds_to_run=1,
+                    test_fraction=0.3, epochs=15, batch_size=8, unet_depth=2, unet_width=4,
+                    unet_epochs=2),
+    demo=WSLConfig(),
+    paper=WSLConfig(base_width=64, output_stride=16, image_size=416, n_images=165, n_folds=5,
+                    folds_to_run=5, test_fraction=0.48, epochs=160, batch_size=32,
+                    schedule="cosine", unet_depth=4, unet_width=64, unet_epochs=960),
+)
+
+
+def wsl_config(preset: str = "demo", /, **overrides: object) -> WSLConfig:
+    """The ``preset`` configuration with ``overrides`` (``None`` keeps the preset's value)."""
+    config = WSL_PRESETS.build(preset, **overrides)
+    if config.size_loss != "none" and config.head != "gap":
+        raise ConfigError(
+            f"size losses are defined on average-pooled CAMs (Rony 2020, 4.3); got head "
+            f"{config.head!r} with size_loss {config.size_loss!r}: use head='gap'"
+        )
+    if config.folds_to_run > config.n_folds:
+        raise ConfigError(f"folds_to_run ({config.folds_to_run}) > n_folds ({config.n_folds})")
+    return config
+
+
+def _device(config: WSLConfig) -> torch.device:
+    from wslbench.devices import resolve_device
+
+    return resolve_device(config.device)
