@@ -97,7 +97,7 @@ def test_schedule_errors():
         CosineSchedule(base_lr=0.1, total_steps=5, min_lr=0.2)
     with pytest.raises(ConfigError):
         StepSchedule(base_lr=0.1, step_size=0)
-    with pytest.raises(InvalidInputError, match="non-negative"):
+    with pytest.raises(InvalidInputError, match="step must be an integer >= 0"):
         StepSchedule(base_lr=0.1, step_size=3).lr_at(-1)
     with pytest.raises(ConfigError, match="momentum"):
         sgd_nesterov([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.0)

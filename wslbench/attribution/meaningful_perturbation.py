@@ -80,7 +80,7 @@ from wslbench.attribution.base import (
 )
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.progress import ProgressCallback, StopRequested, report
-from wslbench.validation import check_int
+from wslbench.validation import check_int, check_number
 
 __all__ = [
     "MeaningfulPerturbation",
@@ -111,12 +111,6 @@ def _check_mask(m: torch.Tensor) -> None:
         )
 
 
-def _check_beta(name: str, beta: float) -> float:
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
-        raise ConfigError(f"{name} must be a positive number, got {beta!r}")
-    return float(beta)
-
-
 def mask_sparsity_term(m: torch.Tensor, beta1: float, *, eps: float = 1e-6) -> torch.Tensor:
     """``‖1 − m‖_{β₁}^{β₁} = Σ_u |1 − m(u)|^β₁`` per sample (eq. 2, first term).
 
@@ -130,7 +124,7 @@ def mask_sparsity_term(m: torch.Tensor, beta1: float, *, eps: float = 1e-6) -> t
         ``(B,)`` sums over the voxels.
     """
     _check_mask(m)
-    beta1 = _check_beta("beta1", beta1)
+    beta1 = check_number("beta1", beta1)
     return _pow_abs(1.0 - m, beta1, eps).flatten(1).sum(dim=1)
 
 
@@ -149,7 +143,7 @@ def mask_tv_term(m: torch.Tensor, beta2: float, *, eps: float = 1e-6) -> torch.T
         ``(B,)`` sums over the voxels and axes.
     """
     _check_mask(m)
-    beta2 = _check_beta("beta2", beta2)
+    beta2 = check_number("beta2", beta2)
     total = m.new_zeros(m.shape[0])
     for axis in range(2, m.ndim):
         if m.shape[axis] > 1:
@@ -342,8 +336,8 @@ class MeaningfulPerturbation(Attribution):
         super().__init__(model)
         self.lambda1 = _non_negative("lambda1", lambda1)
         self.lambda2 = _non_negative("lambda2", lambda2)
-        self.beta1 = _check_beta("beta1", beta1)
-        self.beta2 = _check_beta("beta2", beta2)
+        self.beta1 = check_number("beta1", beta1)
+        self.beta2 = check_number("beta2", beta2)
         if not _non_negative("lr", lr) > 0:
             raise ConfigError(f"MeaningfulPerturbation lr must be > 0, got {lr!r}")
         self.lr = float(lr)

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from wslbench.errors import InvalidInputError
 from wslbench.registry import Registry
-from wslbench.validation import check_int
+from wslbench.validation import check_int, check_number
 
 __all__ = [
     "SOLVERS",
@@ -129,13 +129,6 @@ def check_problem(x: Tensor, D: Tensor, lam: float) -> None:
     if not bool(torch.isfinite(x).all()):
         raise InvalidInputError("x must be finite (no NaN or inf)")
     check_lam(lam)
-
-
-def _check_tol(value: float | None, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise InvalidInputError(f"tol must be a number >= 0, got {value!r}")
 
 
 def restricted_gram_solve(D: Tensor, index: Tensor, valid: Tensor, rhs: Tensor) -> Tensor:
@@ -275,7 +268,7 @@ class ISTA(Solver):
 
     def __init__(self, max_iter: int = 1000, tol: float = 1e-6) -> None:
         check_int("max_iter", max_iter, error=InvalidInputError)
-        _check_tol(tol)
+        check_number("tol", tol, allow_zero=True, error=InvalidInputError)
         self.max_iter = max_iter
         self.tol = tol
         self.n_iter_: int = 0
@@ -305,7 +298,7 @@ class FISTA(Solver):
 
     def __init__(self, max_iter: int = 1000, tol: float = 1e-6, restart: bool = True) -> None:
         check_int("max_iter", max_iter, error=InvalidInputError)
-        _check_tol(tol)
+        check_number("tol", tol, allow_zero=True, error=InvalidInputError)
         if not isinstance(restart, bool):
             raise InvalidInputError(f"restart must be a bool, got {restart!r}")
         self.max_iter = max_iter
@@ -341,7 +334,8 @@ class OMP(Solver):
     def __init__(self, n_nonzero: int | None = None, tol: float | None = None) -> None:
         if n_nonzero is not None:
             check_int("n_nonzero", n_nonzero, error=InvalidInputError)
-        _check_tol(tol, allow_none=True)
+        if tol is not None:
+            check_number("tol", tol, allow_zero=True, error=InvalidInputError)
         self.n_nonzero = n_nonzero
         self.tol = tol
         self.n_iter_: int = 0

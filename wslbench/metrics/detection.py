@@ -48,6 +48,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 from wslbench.errors import ConfigError, InvalidInputError
+from wslbench.validation import check_number
 
 __all__ = [
     "MATCHING_METHODS",
@@ -81,16 +82,6 @@ def _points(points: object, name: str, ncol: int = 2) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise InvalidInputError(f"{name} contains NaN or Inf; expected finite coordinates")
     return arr
-
-
-def _check_rho(rho: float) -> float:
-    if isinstance(rho, bool) or not isinstance(rho, int | float | np.number):
-        raise InvalidInputError(f"rho must be a positive number, got {rho!r}")
-    if not math.isfinite(rho) or rho <= 0:
-        raise InvalidInputError(
-            f"rho must be a finite distance > 0 (matches need distance < rho), got {rho}"
-        )
-    return float(rho)
 
 
 def _check_method(method: str) -> None:
@@ -208,7 +199,7 @@ def match_detections(
     """
     p = _points(pred, "pred")
     g = _points(gt, "gt")
-    rho = _check_rho(rho)
+    rho = check_number("rho", rho, error=InvalidInputError)
     _check_method(method)
     if p.shape[0] == 0 or g.shape[0] == 0:
         empty = np.zeros((0, 2), dtype=np.int64)
@@ -340,7 +331,7 @@ class DetectionMetric:
     """
 
     def __init__(self, rho: float, method: str = "hungarian", empty_score: float = 1.0) -> None:
-        self.rho = _check_rho(rho)
+        self.rho = check_number("rho", rho, error=InvalidInputError)
         _check_method(method)
         self.method = method
         self.empty_score = _check_empty_score(empty_score)

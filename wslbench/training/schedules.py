@@ -30,14 +30,9 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 
 from wslbench.errors import ConfigError, InvalidInputError
-from wslbench.validation import check_number
+from wslbench.validation import check_int, check_number
 
 __all__ = ["StepSchedule", "CosineSchedule", "lambda_lr", "sgd_nesterov"]
-
-
-def _check_step(step: int) -> None:
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise InvalidInputError(f"step must be a non-negative integer, got {step!r}")
 
 
 @dataclass(frozen=True)
@@ -64,7 +59,7 @@ class StepSchedule:
 
     def lr_at(self, step: int) -> float:
         """Learning rate at ``step`` (0-based)."""
-        _check_step(step)
+        check_int("step", step, minimum=0, error=InvalidInputError)
         return self.base_lr * self.gamma ** (step // self.step_size)
 
 
@@ -97,7 +92,7 @@ class CosineSchedule:
 
     def lr_at(self, step: int) -> float:
         """Learning rate at ``step`` (0-based)."""
-        _check_step(step)
+        check_int("step", step, minimum=0, error=InvalidInputError)
         t = min(step, self.total_steps) / self.total_steps
         return self.min_lr + (self.base_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
 
