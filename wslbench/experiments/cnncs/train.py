@@ -174,6 +174,22 @@ def compare_variants(
     return rows
 
 
+def _image_tiles(run: CNNCSTraining, image: object,
+                 bandwidth: float | None) -> tuple[np.ndarray, np.ndarray, float, tuple[int, int]]:
+    """Patch-size tiles of a whole image overlapping by twice the bandwidth, their origins,
+    the bandwidth used and the image's (height, width)."""
+    c = run.config
+    arr = _as_chw(image)
+    if min(arr.shape[1:]) < c.patch_size:
+        raise InvalidInputError(
+            f"image is {arr.shape[1]}×{arr.shape[2]} px; expected at least the model's patch size "
+            f"{c.patch_size}×{c.patch_size}"
+        )
+    bw = c.bandwidth if bandwidth is None else float(bandwidth)
+    tiles, origins = tile_image(arr, size=c.patch_size, overlap=min(c.patch_size // 2, int(round(2 * bw))))
+    return tiles, origins, bw, (int(arr.shape[1]), int(arr.shape[2]))
+
+
 def detect_in_image(
     run: CNNCSTraining,
     image: object,
@@ -186,14 +202,7 @@ def detect_in_image(
     tiles overlapping by the bandwidth, detections merged back (closer than ρ-like
     ``bandwidth`` apart: one cell)."""
     c = run.config
-    arr = _as_chw(image)
-    if min(arr.shape[1:]) < c.patch_size:
-        raise InvalidInputError(
-            f"image is {arr.shape[1]}×{arr.shape[2]} px; expected at least the model's patch size "
-            f"{c.patch_size}×{c.patch_size}"
-        )
-    bw = c.bandwidth if bandwidth is None else float(bandwidth)
-    tiles, origins = tile_image(arr, size=c.patch_size, overlap=min(c.patch_size // 2, int(round(2 * bw))))
+    tiles, origins, bw, _ = _image_tiles(run, image, bandwidth)
     decoded = detect_cells(run.model, predict_codes(run.model, torch.as_tensor(tiles)),
                            lam=c.lam if lam is None else lam,
                            threshold=c.threshold if threshold is None else threshold, bandwidth=bw)
@@ -243,20 +252,13 @@ def image_codes(
 ) -> ImageCodes:
     """Tile a whole image as :func:`detect_in_image` does, run the CNN once and recover â."""
     c = run.config
-    arr = _as_chw(image)
-    if min(arr.shape[1:]) < c.patch_size:
-        raise InvalidInputError(
-            f"image is {arr.shape[1]}×{arr.shape[2]} px; expected at least the model's patch size "
-            f"{c.patch_size}×{c.patch_size}"
-        )
-    bw = c.bandwidth if bandwidth is None else float(bandwidth)
-    tiles, origins = tile_image(arr, size=c.patch_size, overlap=min(c.patch_size // 2, int(round(2 * bw))))
+    tiles, origins, bw, shape = _image_tiles(run, image, bandwidth)
     dense = predict_codes(run.model, torch.as_tensor(tiles))
     device = run.model.dictionary.device
     with torch.no_grad():
         sparse = torch.cat([run.model.recover(dense[i:i + 256].to(device), lam=c.lam if lam is None else lam).cpu()
                             for i in range(0, len(dense), 256)])
-    return ImageCodes(dense, sparse, origins, (int(arr.shape[1]), int(arr.shape[2])), bw)
+    return ImageCodes(dense, sparse, origins, shape, bw)
 
 
 def decode_image_codes(
