@@ -6,7 +6,7 @@ A notebook declares its controls as literals (``{"nu": [0.0, 1e-4, 1e-3],
 debounce, in a worker thread so the cancel button stays responsive. ``progress``
 is a :data:`~wslbench.training.ProgressCallback`: the long functions of wslbench
 (training, mask optimisation) accept it, update the bar through it and stop with
-:class:`~wslbench.training.StopRequested` when cancel is pressed.
+:class:`~wslbench.progress.StopRequested` when cancel is pressed.
 """
 
 from __future__ import annotations

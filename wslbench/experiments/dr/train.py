@@ -146,7 +146,7 @@ def save_dr_checkpoints(training: DRTraining, folder: str | Path) -> list[Path]:
 
     Files are ``nu<ν>-iter<iteration>.pt`` holding ``state_dict``, ``iteration``, the
     validation ``metrics``, the ``config`` (as a dict) and whether it is the ``selected``
-    one; they load with :func:`wslbench.training.load_checkpoint` (``weights_only=True``).
+    one; they load with :func:`wslbench.checkpoint.load_checkpoint` (``weights_only=True``).
     """
     folder = Path(folder)
     written = []
