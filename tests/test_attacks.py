@@ -12,9 +12,12 @@ from wslbench.attacks import (
     ThresholdClassifier,
     attack_report,
     cosine_step_size,
+    minimum_over_attacks,
     robust_accuracy_curve,
     train_adversarial,
+    tune_carlini_wagner,
 )
+from wslbench.attacks.base import AttackResult
 from wslbench.errors import ConfigError, InvalidInputError
 
 
@@ -101,7 +104,8 @@ def test_carlini_wagner_finds_adversarials_no_closer_than_optimum():
     model = Linear((1, 6, 6), classes=3)
     x = _batch((1, 6, 6), 4).clamp(0.01, 0.99)
     y = model(x).argmax(1)
-    res = CarliniWagnerL2(model, steps=100, search_steps=4, learning_rate=0.05, initial_const=1.0).run(x, y)
+    res = CarliniWagnerL2(model, steps=100, search_steps=4, learning_rate=0.05, initial_const=1.0,
+                          abort_early=False).run(x, y)
     assert res.success.all() and res.n_grads == 400
     ref = _minimal_l2(model, x)
     assert (res.norms >= ref - 1e-4).all() and (res.norms <= 1.5 * ref).all()
@@ -169,3 +173,65 @@ def test_cosine_schedule_and_errors():
         DDN(model).run(torch.full((1, 1, 4, 4), 2.0), torch.tensor([0]))
     with pytest.raises(InvalidInputError, match="labels"):
         DDN(model).run(torch.rand(2, 1, 4, 4), torch.tensor([0]))
+
+
+def test_cw_early_abort_stops_a_stalled_search():
+    """Appendix V, 5 ("with early stopping"): a stalled loss ends the search step early."""
+    model = Linear((1, 4, 4), classes=3)
+    x = _batch((1, 4, 4), 4).clamp(0, 1)
+    y = model(x).argmax(1)
+    kwargs = dict(steps=1000, search_steps=2, learning_rate=0.1, initial_const=10.0)
+    full = CarliniWagnerL2(model, abort_early=False, **kwargs).run(x, y)
+    early = CarliniWagnerL2(model, **kwargs).run(x, y)
+    assert full.n_grads == 2000
+    assert early.n_grads < 1000, "a converged linear problem stalls long before 1000 iterations"
+    assert early.success.all()
+    assert torch.allclose(early.norms, full.norms, rtol=0.05)
+
+
+def test_cw_grid_search_picks_lowest_median_at_full_success():
+    model = Linear((1, 4, 4), classes=3)
+    x = _batch((1, 4, 4), 4).clamp(0, 1)
+    y = model(x).argmax(1)
+    tuning = tune_carlini_wagner(model, x, y, search_steps=1, steps=20,
+                                 learning_rates=(1e-4, 0.05, 0.5), initial_consts=(1e-3, 1.0, 100.0))
+    assert len(tuning.grid) == 9 and tuning.budget == "1x20"
+    full = [r for r in tuning.grid if r["success_rate"] == 100.0]
+    assert full and any(r["success_rate"] < 100.0 for r in tuning.grid), "the grid must discriminate"
+    best = min(full, key=lambda r: r["median_l2"])
+    assert (tuning.learning_rate, tuning.initial_const) == (best["learning_rate"], best["initial_const"])
+    attack = tuning.attack(model)
+    assert (attack.learning_rate, attack.initial_const, attack.steps) == (best["learning_rate"],
+                                                                         best["initial_const"], 20)
+    with pytest.raises(ConfigError, match="grid"):
+        tune_carlini_wagner(model, x, y, search_steps=1, steps=2, learning_rates=())
+
+
+def test_minimum_over_attacks_keeps_each_images_smallest_success():
+    """The "All" row of Tables A V-5/6, hand-worked on three images."""
+    inf = math.inf
+    x = torch.zeros(3, 1, 2, 2)
+
+    def result(norms, tag):
+        norms = torch.tensor(norms)
+        return AttackResult(torch.full_like(x, tag), torch.isfinite(norms), norms, 10, 1.0)
+
+    a, b = result([1.0, inf, 3.0], 1.0), result([2.0, 5.0, 0.5], 2.0)
+    best = minimum_over_attacks([a, b])
+    assert best.norms.tolist() == [1.0, 5.0, 0.5] and best.success.all()
+    assert best.adversarial[:, 0, 0, 0].tolist() == [1.0, 2.0, 2.0]
+    assert best.n_grads == 20 and best.runtime_s == 2.0
+    neither = minimum_over_attacks([result([inf, 1.0, inf], 1.0), result([inf, 2.0, inf], 2.0)])
+    assert neither.success.tolist() == [False, True, False]
+    with pytest.raises(InvalidInputError):
+        minimum_over_attacks([])
+    with pytest.raises(InvalidInputError, match="different batches"):
+        minimum_over_attacks([a, AttackResult(torch.zeros(2, 1, 2, 2), torch.ones(2, dtype=torch.bool),
+                                              torch.ones(2), 1, 0.0)])
+
+
+def test_adversarial_training_decay_epoch_must_lie_inside_training():
+    model = Linear((1, 4, 4))
+    batches = [(torch.rand(2, 1, 4, 4), torch.tensor([0, 1]))]
+    with pytest.raises(ConfigError, match="decay_epoch"):
+        train_adversarial(model, batches, epochs=3, max_norm=0.5, decay_epoch=3)

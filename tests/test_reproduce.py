@@ -13,7 +13,8 @@ from scipy import stats
 
 from wslbench.claims import Claim, judge, paired_interval
 from wslbench.cli import main
-from wslbench.errors import ConfigError
+from wslbench.errors import ConfigError, DataFormatError
+from wslbench.runner.reproduce import claims_table, recorded_reproduction
 
 TINY = Path(__file__).parent / "notebooks" / "tiny.ipynb"
 
@@ -64,6 +65,14 @@ def test_reproduce_writes_verdicts_recomputed_from_the_arms(tmp_path, capsys, mo
         assert entry["reproduced"] == recomputed
         verdicts[entry["id"]] = entry["reproduced"]
     assert verdicts == {"better": True, "noise": False, "void": False}
+    assert len(doc["measurements"]) == 4 and all("at_chance" in m for m in doc["measurements"])
+    rows = {r["claim"]: r for r in claims_table(doc)}
+    for entry in doc["claims"]:
+        row = rows[entry["id"]]
+        assert row["reproduced"] == entry["reproduced"] and row["effect"] == entry["effect"]
+        t, b = entry["arms"][entry["treatment"]], entry["arms"][entry["baseline"]]
+        assert row["treatment"] == pytest.approx(sum(t) / 4) and row["baseline"] == pytest.approx(sum(b) / 4)
+    assert "at_chance 0.5 < 0.6" in rows["void"]["below floor"]
     out = capsys.readouterr().out
     assert "reproduced      better: score effect +0.9875" in out
     assert "NOT reproduced  void" in out and "below floor: at_chance 0.5 < 0.6" in out
@@ -83,3 +92,13 @@ def test_reproduce_refuses_bad_input_and_never_overwrites(tmp_path, capsys, monk
     shutil.copy(TINY, plain)
     assert main(["reproduce", str(plain)]) == 2
     assert "declares no claims yet" in capsys.readouterr().err
+
+
+def test_recorded_reproduction_reads_the_checkout_record(tmp_path, monkeypatch):
+    monkeypatch.setattr("wslbench.runner.reproduce.RECORD_DIR", tmp_path)
+    assert recorded_reproduction("toy") is None
+    (tmp_path / "toy.json").write_text('{"claims": []}')
+    assert recorded_reproduction("toy") == {"claims": []}
+    (tmp_path / "toy.json").write_text("{")
+    with pytest.raises(DataFormatError, match="toy.json"):
+        recorded_reproduction("toy")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,7 +12,7 @@ from torch import nn
 from wslbench.attacks.base import AttackResult
 from wslbench.errors import InvalidInputError
 
-__all__ = ["attack_report", "robust_accuracy_curve", "worst_case_norms"]
+__all__ = ["attack_report", "minimum_over_attacks", "robust_accuracy_curve", "worst_case_norms"]
 
 
 def worst_case_norms(result: AttackResult, x: torch.Tensor, gray: float = 0.5) -> torch.Tensor:
@@ -32,6 +33,27 @@ def attack_report(result: AttackResult, x: torch.Tensor, gray: float = 0.5) -> d
         "n_grads": float(result.n_grads),
         "runtime_s": result.runtime_s,
     }
+
+
+def minimum_over_attacks(results: Sequence[AttackResult]) -> AttackResult:
+    """The "All" row of Tables A V-5 / A V-6: per image, the smallest successful perturbation.
+
+    ``n_grads`` and ``runtime_s`` are the sums over the attacks. Images no attack
+    fooled keep the first attack's output and count as failures.
+    """
+    if len(results) == 0:
+        raise InvalidInputError("minimum_over_attacks needs at least one attack result")
+    shapes = {tuple(r.adversarial.shape) for r in results}
+    if len(shapes) != 1:
+        raise InvalidInputError(f"attack results cover different batches: {sorted(shapes)}")
+    norms = torch.stack([torch.where(r.success, r.norms, torch.full_like(r.norms, math.inf))
+                         for r in results])
+    best, which = norms.min(dim=0)
+    stacked = torch.stack([r.adversarial for r in results])
+    adversarial = stacked[which, torch.arange(stacked.shape[1])]
+    return AttackResult(adversarial=adversarial, success=torch.isfinite(best), norms=best,
+                        n_grads=sum(r.n_grads for r in results),
+                        runtime_s=sum(r.runtime_s for r in results))
 
 
 def robust_accuracy_curve(

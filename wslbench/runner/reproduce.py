@@ -8,7 +8,8 @@ judged by :func:`wslbench.claims.judge`. ``DIR/reproduce.json``::
     {"notebook": "01_dr_heatmaps", "preset": "demo", "seeds": [0, 1, 2],
      "seconds": 612.4, "provenance": {...},
      "claims": [{"id", "statement", "metric", "arms": {arm: [per seed]}, "effect",
-                 "ci95": [lo, hi], "threshold", "reproduced", ...}]}
+                 "ci95": [lo, hi], "threshold", "reproduced", ...}],
+     "measurements": [{name: value} per seed]}
 
 With ``record``, the same file goes to ``benchmarks/reproduce/<notebook>.json``
 of the checkout, where the README's reproduction table reads it.
@@ -29,7 +30,7 @@ from wslbench.presets import PRESET_NAMES
 from wslbench.provenance import provenance
 from wslbench.runner.record import atomic_write_text
 
-__all__ = ["notebook_claims", "reproduce", "claim_line", "RECORD_DIR"]
+__all__ = ["notebook_claims", "reproduce", "claim_line", "claims_table", "recorded_reproduction", "RECORD_DIR"]
 
 RECORD_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "reproduce"
 
@@ -90,6 +91,7 @@ def reproduce(
         "notebook": stem, "preset": preset, "seeds": list(range(seeds)),
         "seconds": time.perf_counter() - started, "provenance": provenance(),
         "claims": [judge(claim, per_seed) for claim in claims.claims],
+        "measurements": per_seed,
     }
     text = json.dumps(document, indent=2, sort_keys=True) + "\n"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -107,3 +109,29 @@ def claim_line(entry: dict[str, Any]) -> str:
     note = f"; below floor: {', '.join(entry['below_floor'])}" if entry["below_floor"] else ""
     return (f"{verdict:<15} {entry['id']}: {entry['metric']} effect {entry['effect']:+.4g} "
             f"[{low:+.4g}, {high:+.4g}] (threshold {entry['threshold']:g}){note}")
+
+
+def recorded_reproduction(stem: str) -> dict[str, Any] | None:
+    """The ``reproduce.json`` recorded for notebook ``stem`` (``--record``), or ``None``."""
+    path = RECORD_DIR / f"{stem}.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def claims_table(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per claim of a ``reproduce.json``: verdict, both arms' means over seeds, the
+    paired effect and its 95 % interval, and the floors missed."""
+    rows = []
+    for entry in document["claims"]:
+        mean = {k: sum(v) / len(v) for k, v in entry["arms"].items()}
+        rows.append({"claim": entry["id"], "metric": entry["metric"],
+                     "reproduced": entry["reproduced"],
+                     "treatment": mean[entry["treatment"]], "baseline": mean[entry["baseline"]],
+                     "effect": entry["effect"],
+                     "ci95": f"[{entry['ci95'][0]:+.4g}, {entry['ci95'][1]:+.4g}]",
+                     "below floor": "; ".join(entry["below_floor"])})
+    return rows

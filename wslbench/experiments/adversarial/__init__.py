@@ -1,15 +1,23 @@
 """Adversarial robustness of the histology and DR models (Rony 2020, Appendix V).
 
-What notebook ``02b_adversarial`` calls: the Table A V-1 comparison of DDN
-budgets against C&W settings on one model and one batch, accuracy-vs-ε curves
-for a clean and a DDN adversarially trained model (eq. A V-9), and the
-original / amplified perturbation / adversarial images with their heatmaps
-before and after the attack. Inputs are in [0, 1]; the DR nets (one regression
-score) are attacked through :class:`~wslbench.attacks.ThresholdClassifier` at the
-referable threshold 1.5 (grades ≥ 2, Quellec 2017, 5.3.1)."""
+What notebook ``02b_adversarial`` calls: the two models under attack with their
+held-out images (:func:`attack_targets`), the C&W grid search of Table A V-9, the
+Table A V-1 comparison of DDN budgets against the tuned C&W settings, accuracy-vs-ε
+curves of the undefended and the DDN adversarially trained model (eq. A V-9) under
+each attack and their per-image minimum ("All", Tables A V-5/6), the original /
+amplified perturbation / adversarial images, and the claims of ``wslbench
+reproduce 02b``. Inputs are in [0, 1]; the DR net (one regression score) is
+attacked through :class:`~wslbench.attacks.ThresholdClassifier` at the referable
+threshold 1.5 (grades ≥ 2, Quellec 2017, 5.3.1)."""
 
 from __future__ import annotations
 
+from wslbench.experiments.adversarial.claims import (
+    ADVERSARIAL_CLAIMS,
+    CLAIM_EPSILONS,
+    measure,
+    measure_target,
+)
 from wslbench.experiments.adversarial.config import (
     ADVERSARIAL_PRESETS,
     REFERABLE_THRESHOLD,
@@ -17,17 +25,27 @@ from wslbench.experiments.adversarial.config import (
     adversarial_config,
 )
 from wslbench.experiments.adversarial.data import (
+    AttackTarget,
+    attack_targets,
+    cap_attack_count,
     correctly_classified,
+    referable_classifier,
 )
 from wslbench.experiments.adversarial.evaluate import (
     attack_table,
+    cw_reference,
     perturbation_views,
-    referable_classifier,
     robustness_curves,
+    tune_cw_settings,
+    tuning_rows,
     without_timing,
 )
-from wslbench.experiments.adversarial.train import (
-    adversarially_trained,
-)
+from wslbench.experiments.adversarial.train import adversarially_trained
 
-__all__ = ["AdversarialConfig", "ADVERSARIAL_PRESETS", "REFERABLE_THRESHOLD", "adversarial_config", "referable_classifier", "correctly_classified", "attack_table", "without_timing", "robustness_curves", "adversarially_trained", "perturbation_views"]
+__all__ = [
+    "ADVERSARIAL_CLAIMS", "ADVERSARIAL_PRESETS", "AdversarialConfig", "AttackTarget",
+    "CLAIM_EPSILONS", "REFERABLE_THRESHOLD", "adversarial_config", "adversarially_trained",
+    "attack_table", "attack_targets", "cap_attack_count", "correctly_classified", "cw_reference",
+    "measure", "measure_target", "perturbation_views", "referable_classifier",
+    "robustness_curves", "tune_cw_settings", "tuning_rows", "without_timing",
+]

@@ -1,9 +1,10 @@
-"""Presets of the adversarial experiment (Rony 2020, Appendix V, Table A V-1 settings)."""
+"""Presets of the adversarial experiment (Rony 2020, Appendix V, sections 5–7, Tables A V-1, A V-5/6, A V-9)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wslbench.attacks import CW_INITIAL_CONSTS, CW_LEARNING_RATES
 from wslbench.presets import PresetTable
 
 __all__ = ["AdversarialConfig", "ADVERSARIAL_PRESETS", "REFERABLE_THRESHOLD", "adversarial_config"]
@@ -15,29 +16,51 @@ REFERABLE_THRESHOLD = 1.5
 
 @dataclass(frozen=True)
 class AdversarialConfig:
-    """Attack budgets and adversarial training (Rony 2020, Appendix V, sections 5–7).
+    """Models under attack, attack budgets and adversarial training (Rony 2020, Appendix V).
 
     Attributes:
-        n_attack: correctly classified test images attacked per model.
+        model_preset: preset of notebooks 01 and 02 the attacked models are trained with.
+        histology_size, histology_width: image side and ResNet width of the histology model
+            (notebook 02's ``image_size`` / ``base_width``; the rest is that preset's).
+        dr_size: image and input side of the DR model (notebook 01's; the rest is that preset's).
+        n_attack: held-out images per model for Table A V-1 and the robustness curves
+            (never seen in training; the table attacks the correctly classified ones).
+        n_tune: held-out images (distinct from the attacked ones) of the C&W grid search.
         ddn_budgets: DDN iteration budgets (100, 300, 1000 in Table A V-1).
-        cw_settings: C&W (search steps, iterations) pairs (4×25, 1×100, 9×10 000).
+        cw_settings: C&W (search steps, iterations) pairs of the table (4×25, 1×100).
+        cw_learning_rates, cw_initial_consts: the grid search of Appendix V, 5 (Table A V-9).
+        cw_reference: the long C&W run of ``ddn_fewer_gradients`` (9×10 000 with early abort).
+        n_reference: attacked images the long run covers (the first ones of the table).
         ddn_gamma: DDN norm update factor γ (0.05).
-        epsilons: L2 radii of the accuracy-vs-ε curves.
-        adv_epochs, adv_max_norm, adv_attack_steps, adv_lr, clean_weight: DDN adversarial
-            training (eq. A V-9: DDN 100 projected on the ε-ball; ε = 1 for CIFAR-10).
+        epsilons: L2 radii of the accuracy-vs-ε curves (0.5 and 1 are Tables A V-5/6's).
+        adv_epochs, adv_max_norm, adv_attack_steps, adv_lr, adv_weight_decay, adv_decay_epoch:
+            DDN adversarial training (eq. A V-9; section 7: DDN 100 projected on the ε-ball,
+            ε = 1 for CIFAR-10, SGD momentum 0.9, lr 0.01 then ÷10).
+        clean_weight: weight of the clean loss (eq. A V-6; 0 is eq. A V-9).
         amplify: factor of the displayed perturbation.
-        seed: seed of the selection and the adversarial training.
+        seed: seed of the models, the images and the adversarial training.
     """
 
-    n_attack: int = 24
-    ddn_budgets: tuple[int, ...] = (100, 300, 1000)
+    model_preset: str = "demo"
+    histology_size: int = 64
+    histology_width: int = 8
+    dr_size: int = 64
+    n_attack: int = 48
+    n_tune: int = 4
+    ddn_budgets: tuple[int, ...] = (100, 300)
     cw_settings: tuple[tuple[int, int], ...] = ((4, 25), (1, 100))
+    cw_learning_rates: tuple[float, ...] = CW_LEARNING_RATES
+    cw_initial_consts: tuple[float, ...] = CW_INITIAL_CONSTS
+    cw_reference: tuple[int, int] = (9, 1000)
+    n_reference: int = 4
     ddn_gamma: float = 0.05
-    epsilons: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
-    adv_epochs: int = 3
-    adv_max_norm: float = 0.5
+    epsilons: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0)
+    adv_epochs: int = 10
+    adv_max_norm: float = 1.0
     adv_attack_steps: int = 20
     adv_lr: float = 0.01
+    adv_weight_decay: float = 5e-4
+    adv_decay_epoch: int | None = 6
     clean_weight: float = 0.0
     amplify: float = 10.0
     seed: int = 0
@@ -45,11 +68,16 @@ class AdversarialConfig:
 
 ADVERSARIAL_PRESETS = PresetTable(
     AdversarialConfig,
-    smoke=AdversarialConfig(n_attack=6, ddn_budgets=(10, 30), cw_settings=((2, 5), (1, 10)),
-                            adv_epochs=1, adv_attack_steps=5),
+    smoke=AdversarialConfig(model_preset="smoke", n_attack=8, n_tune=2, ddn_budgets=(10, 30), cw_settings=((2, 5), (1, 10)),
+                            cw_learning_rates=(0.05, 0.5), cw_initial_consts=(0.1, 10.0),
+                            cw_reference=(2, 40), n_reference=2, adv_epochs=2, adv_attack_steps=5,
+                            adv_decay_epoch=1),
     demo=AdversarialConfig(),
-    paper=AdversarialConfig(n_attack=1000, cw_settings=((4, 25), (1, 100), (9, 10_000)),
-                            adv_epochs=30, adv_max_norm=1.0, adv_attack_steps=100),
+    paper=AdversarialConfig(model_preset="paper", histology_size=416, histology_width=64, dr_size=448, n_attack=1000,
+                            n_tune=100, ddn_budgets=(100, 300, 1000),
+                            cw_settings=((4, 25), (1, 100)), cw_reference=(9, 10_000),
+                            n_reference=1000, adv_epochs=50, adv_attack_steps=100,
+                            adv_decay_epoch=30),
 )
 
 

@@ -1,8 +1,8 @@
-"""DDN vs C&W tables, robustness curves and perturbation views (Rony 2020, Table A V-1, Fig. A V)."""
+"""DDN vs tuned C&W tables, "All" robustness curves and perturbation views (Rony 2020, Appendix V)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -12,47 +12,87 @@ from wslbench.attacks import (
     DDN,
     AttackResult,
     CarliniWagnerL2,
-    ThresholdClassifier,
+    CWTuning,
     attack_report,
+    minimum_over_attacks,
     robust_accuracy_curve,
+    tune_carlini_wagner,
 )
 from wslbench.errors import InvalidInputError
-from wslbench.experiments.adversarial.config import REFERABLE_THRESHOLD, AdversarialConfig
+from wslbench.experiments.adversarial.config import AdversarialConfig
 from wslbench.seeding import seed_everything
 
-__all__ = ["referable_classifier", "attack_table", "without_timing", "robustness_curves", "perturbation_views"]
+__all__ = ["attack_table", "cw_reference", "perturbation_views", "robustness_curves",
+           "tune_cw_settings", "tuning_rows", "without_timing"]
 
 
-def referable_classifier(model: nn.Module) -> nn.Module:
-    """A DR regression net as a 2-class classifier (not referable / referable) for the attacks."""
-    return ThresholdClassifier(model, REFERABLE_THRESHOLD)
+def tune_cw_settings(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: AdversarialConfig
+) -> dict[str, CWTuning]:
+    """Learning rate and first C of every ``config.cw_settings`` budget, grid-searched on ``(x, y)``
+    (the held-out tuning batch, Appendix V, 5 / Table A V-9)."""
+    seed_everything(config.seed)
+    tunings = {}
+    for search, steps in config.cw_settings:
+        tuning = tune_carlini_wagner(model, x, y, search_steps=search, steps=steps,
+                                     learning_rates=config.cw_learning_rates,
+                                     initial_consts=config.cw_initial_consts)
+        tunings[f"C&W {tuning.budget}"] = tuning
+    return tunings
 
 
-def _attacks(model: nn.Module, config: AdversarialConfig) -> dict[str, object]:
+def tuning_rows(tunings: Mapping[str, CWTuning]) -> list[dict[str, object]]:
+    """The chosen settings, one row per budget (the run folder's record of Table A V-9)."""
+    return [{"attack": name, "learning_rate": t.learning_rate, "initial_const": t.initial_const}
+            for name, t in tunings.items()]
+
+
+def _attacks(model: nn.Module, config: AdversarialConfig,
+             tunings: Mapping[str, CWTuning]) -> dict[str, object]:
     out: dict[str, object] = {
         f"DDN {b}": DDN(model, steps=b, gamma=config.ddn_gamma) for b in config.ddn_budgets
     }
-    for search, steps in config.cw_settings:
-        out[f"C&W {search}x{steps}"] = CarliniWagnerL2(model, steps=steps, search_steps=search)
+    out.update({name: tuning.attack(model) for name, tuning in tunings.items()})
     return out
 
 
+def _row(name: str, result: AttackResult, x: torch.Tensor) -> dict[str, float | str | None]:
+    report = {k: (v if np.isfinite(v) else None) for k, v in attack_report(result, x).items()}
+    return {"attack": name, **report}
+
+
 def attack_table(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: AdversarialConfig
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: AdversarialConfig,
+    tunings: Mapping[str, CWTuning], *, reference: bool = False,
 ) -> tuple[list[dict[str, float | str | None]], dict[str, AttackResult]]:
     """Table A V-1 on one model and batch: success %, mean and median L2, #grads, time.
 
-    A mean L2 over no successful attack is reported as ``None`` (not NaN).
-    Returns the rows and the attack results by name (for curves and figures).
+    The C&W rows use the ``tunings`` of :func:`tune_cw_settings`; with ``reference``,
+    a last row (result key ``"reference"``) runs :func:`cw_reference` on the first
+    ``config.n_reference`` images. A mean L2 over no successful attack is reported
+    as ``None`` (not NaN). Returns the rows and the attack results by name.
     """
     seed_everything(config.seed)
     rows, results = [], {}
-    for name, attack in _attacks(model, config).items():
-        result = attack.run(x, y)  # type: ignore[attr-defined]
-        results[name] = result
-        report = {k: (v if np.isfinite(v) else None) for k, v in attack_report(result, x).items()}
-        rows.append({"attack": name, **report})
+    for name, attack in _attacks(model, config, tunings).items():
+        results[name] = attack.run(x, y)  # type: ignore[attr-defined]
+        rows.append(_row(name, results[name], x))
+    if reference:
+        n = min(config.n_reference, len(x))
+        search, steps = config.cw_reference
+        results["reference"] = cw_reference(model, x[:n], y[:n], config)
+        rows.append(_row(f"C&W {search}x{steps} (authors' settings, first {n})",
+                         results["reference"], x[:n]))
     return rows, results
+
+
+def cw_reference(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 config: AdversarialConfig) -> AttackResult:
+    """C&W with Carlini & Wagner's own settings (first C 0.01, Adam lr 0.01, early abort) at the
+    ``config.cw_reference`` budget — the "9×10 000" row of Table A V-1."""
+    search, steps = config.cw_reference
+    seed_everything(config.seed)
+    return CarliniWagnerL2(model, steps=steps, search_steps=search).run(x, y)
 
 
 def without_timing(rows: Sequence[dict[str, object]]) -> list[dict[str, object]]:
@@ -61,14 +101,24 @@ def without_timing(rows: Sequence[dict[str, object]]) -> list[dict[str, object]]
 
 
 def robustness_curves(
-    models: dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor, config: AdversarialConfig
-) -> dict[str, np.ndarray]:
-    """Accuracy under DDN (largest budget) attacks of norm ≤ ε, for each model."""
+    models: Mapping[str, nn.Module], x: torch.Tensor, y: torch.Tensor, config: AdversarialConfig,
+    tunings: Mapping[str, CWTuning],
+) -> dict[str, dict[str, np.ndarray]]:
+    """Accuracy under attacks of norm ≤ ε (Fig. A V-4), per model and per attack.
+
+    The attacks are DDN at the largest budget and the tuned C&W settings; ``"All"``
+    takes, per image, the smallest perturbation any of them found (Tables A V-5/6).
+    Every image of ``(x, y)`` counts: a clean error is an error at every ε.
+    """
     budget = max(config.ddn_budgets)
     curves = {}
     for name, model in models.items():
-        result = DDN(model, steps=budget, gamma=config.ddn_gamma).run(x, y)
-        curves[name] = robust_accuracy_curve(model, x, y, result, config.epsilons)
+        seed_everything(config.seed)
+        results = {f"DDN {budget}": DDN(model, steps=budget, gamma=config.ddn_gamma).run(x, y)}
+        results.update({k: t.attack(model).run(x, y) for k, t in tunings.items()})
+        results["All"] = minimum_over_attacks(list(results.values()))
+        curves[name] = {k: robust_accuracy_curve(model, x, y, r, config.epsilons)
+                        for k, r in results.items()}
     return curves
 
 
