@@ -235,3 +235,41 @@ def test_adversarial_training_decay_epoch_must_lie_inside_training():
     batches = [(torch.rand(2, 1, 4, 4), torch.tensor([0, 1]))]
     with pytest.raises(ConfigError, match="decay_epoch"):
         train_adversarial(model, batches, epochs=3, max_norm=0.5, decay_epoch=3)
+
+
+def test_cw_grid_rows_equal_separate_attacks_and_torch_adam():
+    """The batched grid (one group per setting, own early abort) equals one attack per setting,
+    and the written-out Adam equals ``torch.optim.Adam`` on the same objective."""
+    model = Linear((1, 4, 4), classes=3)
+    x = _batch((1, 4, 4), 3).clamp(0, 1)
+    y = model(x).argmax(1)
+    tuning = tune_carlini_wagner(model, x, y, search_steps=2, steps=30,
+                                 learning_rates=(0.01, 0.1), initial_consts=(0.1, 10.0))
+    for row in tuning.grid:
+        alone = CarliniWagnerL2(model, steps=30, search_steps=2, learning_rate=row["learning_rate"],
+                                initial_const=row["initial_const"]).run(x, y)
+        report = attack_report(alone, x)
+        assert row["n_grads"] == report["n_grads"]
+        assert row["success_rate"] == report["success_rate"]
+        assert row["median_l2"] == pytest.approx(report["median_l2"], rel=1e-5)
+    # one search step, no abort: the same objective with torch's Adam
+    const, lr = 10.0, 0.1
+    w = torch.atanh(2 * x.clamp(1e-6, 1 - 1e-6) - 1).requires_grad_(True)
+    opt = torch.optim.Adam([w], lr=lr)
+    best = torch.full((3,), math.inf)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for _ in range(30):
+        adv = (torch.tanh(w) + 1) / 2
+        z = model(adv)
+        own = z.gather(1, y[:, None])[:, 0]
+        other = z.scatter(1, y[:, None], -math.inf).amax(1)
+        sq = (adv - x).flatten(1).pow(2).sum(1)
+        opt.zero_grad()
+        (sq + const * (own - other).clamp_min(0)).sum().backward()
+        opt.step()
+        with torch.no_grad():
+            best = torch.where((z.argmax(1) != y) & (sq.sqrt() < best), sq.sqrt(), best)
+    ours = CarliniWagnerL2(model, steps=30, search_steps=1, learning_rate=lr, initial_const=const,
+                           abort_early=False).run(x, y)
+    assert torch.allclose(ours.norms, best, rtol=1e-4)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from wslbench.attacks.base import check_attack_input
 from wslbench.attacks.carlini_wagner import CarliniWagnerL2
-from wslbench.attacks.robustness import attack_report
 from wslbench.errors import ConfigError
 
 __all__ = ["CW_INITIAL_CONSTS", "CW_LEARNING_RATES", "CWTuning", "tune_carlini_wagner"]
@@ -74,20 +74,30 @@ def tune_carlini_wagner(
 ) -> CWTuning:
     """Run C&W ``search_steps × steps`` on the held-out batch ``(x, y)`` for every grid setting.
 
+    Every setting is an independent attack on its own copy of the batch (with its own early
+    abort), all run as one batch through :meth:`CarliniWagnerL2.run_groups`.
+
     Raises:
         ConfigError: an empty grid.
     """
     if not learning_rates or not initial_consts:
         raise ConfigError("the C&W grid needs at least one learning rate and one initial constant")
+    y = check_attack_input(x, y, 0.0, 1.0)
+    settings = [(float(lr), float(c)) for lr in learning_rates for c in initial_consts]
+    b, k = x.shape[0], len(settings)
+    attack = CarliniWagnerL2(model, steps=steps, search_steps=search_steps, abort_early=abort_early)
+    groups = torch.arange(k, device=x.device).repeat_interleave(b)
+    lrs = torch.tensor([lr for lr, _ in settings], dtype=x.dtype, device=x.device)[groups]
+    consts = torch.tensor([c for _, c in settings], dtype=x.dtype, device=x.device)[groups]
+    norms, _, n_grads = attack.run_groups(x.repeat(k, *(1,) * (x.ndim - 1)), y.repeat(k), lrs, consts, groups)
+    worst = (x - 0.5).flatten(1).norm(dim=1)
     grid = []
-    for lr in learning_rates:
-        for const in initial_consts:
-            attack = CarliniWagnerL2(model, steps=steps, search_steps=search_steps,
-                                     learning_rate=float(lr), initial_const=float(const),
-                                     abort_early=abort_early)
-            report = attack_report(attack.run(x, y), x)
-            grid.append({"learning_rate": float(lr), "initial_const": float(const),
-                         "success_rate": report["success_rate"], "median_l2": report["median_l2"],
-                         "n_grads": report["n_grads"]})
+    for g, (lr, const) in enumerate(settings):
+        part = norms[g * b:(g + 1) * b]
+        success = torch.isfinite(part)
+        grid.append({"learning_rate": lr, "initial_const": const,
+                     "success_rate": 100.0 * success.float().mean().item(),
+                     "median_l2": torch.where(success, part, worst).median().item(),
+                     "n_grads": float(n_grads[g])})
     best = min(grid, key=lambda row: (-row["success_rate"], row["median_l2"]))
     return CWTuning(search_steps, steps, best["learning_rate"], best["initial_const"], grid)
