@@ -94,11 +94,24 @@ def test_the_threshold_prunes_small_values_not_cells() -> None:
     corner = np.array([[1.0, 1.0], [130.0, 130.0]])
     a = codec.sparse([corner])
     assert a[0][a[0] > 0].min() < 15  # the corner cell lies within 15 px of some axes
-    noisy = a + 10 * torch.rand(a.shape, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    spikes = torch.rand(a.shape, generator=generator) < 0.03  # sparse, as lasso noise is
+    noisy = a + 10 * spikes * torch.rand(a.shape, generator=generator)
     found = decode(codec, noisy, threshold=15.0, bandwidth=40.0).centres[0]
     assert found.shape == (2, 2) and _nearest(corner, found).max() < 6.0
     nothing = decode(codec, a, threshold=float(a.max()) + 1, bandwidth=40.0)
     assert nothing.centres[0].shape == (0, 2) and nothing.candidates[0].shape == (0, 2)
+
+
+def test_a_distance_spread_over_neighbouring_bins_is_summed() -> None:
+    codec = ProjectionCodec(height=100, width=100)
+    truth = np.array([[30.0, 60.0]])
+    a = codec.sparse([truth])
+    spread = 0.5 * a + 0.25 * torch.roll(a, 1, dims=2) + 0.25 * torch.roll(a, -1, dims=2)
+    found = decode(codec, spread, threshold=1.0, bandwidth=10.0).centres[0]
+    assert found.shape == (1, 2) and _nearest(truth, found).max() < 0.5
+    alone = decode(codec, spread, threshold=1.0, bandwidth=10.0, peak_radius=0, min_votes=1)
+    assert _nearest(truth, alone.centres[0]).max() > 5  # one bin's value: half the distance
 
 
 def test_a_detection_is_the_average_of_its_cluster_of_line_points() -> None:

@@ -65,7 +65,7 @@ def test_oracle_codes_detect_every_cell(smoke: tuple[cnncs.CNNCSConfig, cnncs.Ce
     model = cnncs.build_cnncs(config)
     code, _ = model.targets(data.test_centroids)
     dense, _ = model.codec.split(code)
-    decoded = cnncs.detect_cells(model, dense, lam=config.lam, threshold=0.5,
+    decoded = cnncs.detect_cells(model, dense, lam=config.lam, threshold=config.threshold,
                                  bandwidth=config.bandwidth)
     scores = cnncs.evaluate_detections(decoded.centres, data.test_centroids, data.rho)
     assert scores["f1"] > 0.95

@@ -9,10 +9,12 @@ crosses"):
 1. **Threshold and peaks.** On each line, bins with ``â ≥ threshold`` (§4.3: "we
    apply a threshold value to it to prune out noises [...] we set it at 15
    pixels") that are the maximum of their window ``b ± peak_radius``. A peak's
-   distance is its value and its position the value-weighted mean of the
-   window's bin centres (``peak_radius = 0``: every bin above the threshold on
-   its own, as in the authors' ``Decode_recovery.m``; a window of 3 keeps a cell
-   whose recovered value spilled into the next bin from giving two points).
+   distance is the sum of the window's positive values and its position their
+   weighted mean of the window's bin centres: a predicted code that is unsure of
+   a cell's bin spreads its distance over neighbouring bins, and the sum restores
+   it (the peak value alone would put the point too far from the axis by the
+   part spilled over). ``peak_radius = 0``: every bin above the threshold on its
+   own, as in the authors' ``Decode_recovery.m``.
 2. **One 2-D point per peak and line**: ``p = c + (t − R)·u_l + (R − d)·v_l``
    (the green crosses); points outside the patch (by more than one bin) are dropped.
 3. **Mean-shift** of all lines' points with a flat kernel of radius
@@ -366,7 +368,7 @@ def _decode_signed_one(
     """Signed-distance codes of one image → centres (steps 1–3 of the module docstring)."""
     line, position, weights = _peak_windows(a_hat, threshold, peak_radius)
     t = position * codec.bin_size  # bin units → pixels along the axis
-    d = weights[:, peak_radius]
+    d = weights.sum(axis=1)
     points = (codec.centre + (t - codec.radius)[:, None] * codec.directions[line]
               + (codec.radius - d)[:, None] * codec.normals[line])
     margin = codec.bin_size

@@ -27,12 +27,14 @@ class CNNCSConfig:
         patch_size: side of the training patches (260 in 4.3).
         rotations: add the three 90° rotations of every training patch (4.3).
         m, n_lines, beta: code length m, observation lines L and count weight β (3.1, 4.1).
-        bin_size: width of the position bins in pixels (1 in the paper; coarser bins give
-            the small presets a code a small CNN learns in minutes).
+        encoding: ``"signed"`` (the paper's signed distances, 3.1) or ``"count"`` (the
+            alternative; :mod:`wslbench.cs.codec`).
+        bin_size: width of the position bins in pixels (1 in the paper).
         lam: λ of the recovery problem eq. 4.
         alpha: α of the L1 term of eq. 3 (end-to-end variants).
-        threshold: peak threshold on the recovered â (per line).
-        bandwidth: mean-shift bandwidth in pixels.
+        threshold: threshold on the recovered â (per line; 4.3: 15 px on 260-px patches,
+            a distance for signed codes, a number of cells for count codes).
+        bandwidth: mean-shift bandwidth in pixels (4.3: 40 on 260-px patches).
         rho: matching distance of 4.2; ``None`` takes the radius of the smallest target.
         variant: ``"cnncs"``, ``"ecnncs1"`` or ``"ecnncs2"`` (4.1).
         solver, solver_iterations: recovery of ``cnncs`` / ``ecnncs2`` (any registered solver).
@@ -61,14 +63,15 @@ class CNNCSConfig:
     clutter_density: float = 0.55
     patch_size: int = 64
     rotations: bool = True
-    m: int = 20
-    n_lines: int = 12
-    bin_size: float = 3.0
+    m: int = 28
+    n_lines: int = 27
+    encoding: Literal["signed", "count"] = "signed"
+    bin_size: float = 1.0
     beta: float = 0.2
-    lam: float = 0.05
-    alpha: float = 0.02
-    threshold: float = 0.1
-    bandwidth: float = 6.0
+    lam: float = 0.39
+    alpha: float = 1.3
+    threshold: float = 4.0
+    bandwidth: float = 10.0
     rho: float | None = None
     variant: Literal["cnncs", "ecnncs1", "ecnncs2"] = "ecnncs2"
     solver: str = "fista"
