@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -32,10 +33,18 @@ def test_config_validation() -> None:
         cnncs.cnncs_config("smoke", solver="dal")
     with pytest.raises(ConfigError, match="patch_size"):
         cnncs.cnncs_config("smoke", patch_size=128, image_size=96)
+
+
+def test_paper_preset_has_the_papers_fields() -> None:
     paper = cnncs.cnncs_config("paper")
-    assert (paper.m, paper.n_lines, paper.beta, paper.lam, paper.alpha, paper.bandwidth) == (
-        112, 27, 0.20, 0.39, 1.3, 40.0)  # 4.3, ICPR 2012
-    assert paper.bin_size == 1.0 and paper.depth == 152
+    fields = {"m": 112, "n_lines": 27, "beta": 0.20, "lam": 0.39, "alpha": 1.3,  # 4.3, ICPR 2012
+              "bandwidth": 40.0, "threshold": 15.0, "encoding": "signed", "bin_size": 1.0,
+              "depth": 152, "base_width": 64, "head_grid": 1, "rotations": True}
+    assert {name: getattr(paper, name) for name in fields} == fields
+    # our additions for training from scratch (model and config docstrings)
+    assert 0 < paper.warmup_epochs < paper.epochs and 0 < paper.recovery_lr < paper.lr
+    codec = cnncs.build_codec(paper)
+    assert codec.encoding == "signed" and codec.n == 363  # ⌈256·√2⌉, 1-px bins
 
 
 def test_paper_preset_makes_the_papers_8960_training_patches() -> None:
@@ -106,6 +115,37 @@ def test_evaluate_and_compare_variants(
     rows = cnncs.compare_variants(replace(config, epochs=1), data)
     assert [r["method"] for r in rows] == ["CNNCS", "ECNNCS-1", "ECNNCS-2", "density map", "local maxima"]
     assert all(0.0 <= float(r["f1"]) <= 1.0 for r in rows)
+    assert all("patch_f1" in r for r in rows[:3])  # whole images first, patches a diagnostic
+
+
+def test_whole_image_scores_are_those_of_detect_in_image(
+    smoke: tuple[cnncs.CNNCSConfig, cnncs.CellData], trained: cnncs.CNNCSTraining
+) -> None:
+    config, data = smoke
+    found = [cnncs.detect_in_image(trained, image, threshold=2.0) for image in data.test_images]
+    expected = cnncs.evaluate_detections(found, data.test_image_centroids, data.rho)
+    assert cnncs.evaluate_cnncs_images(trained, data, threshold=2.0) == expected
+
+
+def test_claims_measure_every_arm_and_the_table_reads_them(
+    smoke: tuple[cnncs.CNNCSConfig, cnncs.CellData], tmp_path
+) -> None:
+    from wslbench.claims import judge
+    from wslbench.experiments.cnncs.claims import measure
+
+    values = measure("smoke", 0)
+    arms = {"f1_cnncs", "f1_ecnncs1", "f1_ecnncs2", "f1_cnncs_few_lines", "f1_local_maxima",
+            "f1_density"}
+    assert arms <= set(values) and all(0.0 <= values[k] <= 1.0 for k in arms)
+    per_seed = [values, {**values, "f1_cnncs": values["f1_cnncs"] + 0.1}]
+    document = {"preset": "smoke", "seeds": [0, 1], "measurements": per_seed,
+                "claims": [judge(c, per_seed) for c in cnncs.CLAIMS.claims]}
+    path = tmp_path / "reproduce.json"
+    path.write_text(json.dumps(document))
+    rows = cnncs.claims_table(path)
+    assert [r["claim"] for r in rows] == [c.id for c in cnncs.CLAIMS.claims]
+    assert rows[0]["density-map F1"] == pytest.approx(values["f1_density"])
+    assert cnncs.claims_table(tmp_path / "missing.json") == []
 
 
 def test_solver_comparison_trends(smoke: tuple[cnncs.CNNCSConfig, cnncs.CellData]) -> None:

@@ -236,10 +236,11 @@ class CNNCS(nn.Module):
         self,
         images: torch.Tensor,
         *,
-        threshold: float = 0.5,
-        bandwidth: float = 8.0,
+        threshold: float = 4.0,
+        bandwidth: float = 10.0,
         lam: float | None = None,
         solver: str | None = None,
+        peak_radius: int = 2,
     ) -> Decoded:
         """Cell centres of each patch: regress, recover, decode by back-projection and
         mean-shift (3.1, 4.3)."""
@@ -251,4 +252,4 @@ class CNNCS(nn.Module):
         finally:
             self.train(was_training)
         return decode(self.codec, sparse.cpu(), threshold=threshold, bandwidth=bandwidth,
-                      count=out.count.cpu())
+                      count=out.count.cpu(), peak_radius=peak_radius)

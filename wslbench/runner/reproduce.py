@@ -8,7 +8,8 @@ judged by :func:`wslbench.claims.judge`. ``DIR/reproduce.json``::
     {"notebook": "01_dr_heatmaps", "preset": "demo", "seeds": [0, 1, 2],
      "seconds": 612.4, "provenance": {...},
      "claims": [{"id", "statement", "metric", "arms": {arm: [per seed]}, "effect",
-                 "ci95": [lo, hi], "threshold", "reproduced", ...}]}
+                 "ci95": [lo, hi], "threshold", "reproduced", ...}],
+     "measurements": [{name: value} per seed]}  (every arm, also those no claim uses)
 
 With ``record``, the same file goes to ``benchmarks/reproduce/<notebook>.json``
 of the checkout, where the README's reproduction table reads it.
@@ -90,6 +91,7 @@ def reproduce(
         "notebook": stem, "preset": preset, "seeds": list(range(seeds)),
         "seconds": time.perf_counter() - started, "provenance": provenance(),
         "claims": [judge(claim, per_seed) for claim in claims.claims],
+        "measurements": per_seed,
     }
     text = json.dumps(document, indent=2, sort_keys=True) + "\n"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,9 @@ learned baseline here.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 from wslbench.claims import Claim, ClaimSet
 from wslbench.experiments.cnncs.config import cnncs_config
@@ -23,7 +25,7 @@ from wslbench.experiments.cnncs.evaluate import (
 )
 from wslbench.experiments.cnncs.train import evaluate_cnncs_images, train_cnncs
 
-__all__ = ["CLAIMS", "measure", "FEW_LINES"]
+__all__ = ["CLAIMS", "measure", "FEW_LINES", "claims_table"]
 
 #: L of the arm without redundancy (issue 23: "F1 with L = 27 lines exceeds F1 with L = 3").
 FEW_LINES = 3
@@ -72,3 +74,30 @@ CLAIMS = ClaimSet(
               "f1_cnncs", "f1_cnncs_few_lines", floors={"f1_cnncs": LEARNT}),
     ),
 )
+
+
+def claims_table(path: Path | None = None) -> list[dict[str, object]]:
+    """The recorded claims of ``wslbench reproduce 04_cnncs_cells --record`` as table rows
+    (verdict, mean paired effect and its 95 % interval, each arm's mean F1, and the density
+    map's); ``[]`` when nothing is recorded yet.
+
+    Args:
+        path: a ``reproduce.json``; default the recorded one of the checkout.
+    """
+    from wslbench.runner.reproduce import RECORD_DIR
+
+    path = RECORD_DIR / "04_cnncs_cells.json" if path is None else Path(path)
+    if not path.exists():
+        return []
+    document = json.loads(path.read_text())
+    density = [m["f1_density"] for m in document.get("measurements", []) if "f1_density" in m]
+    rows: list[dict[str, object]] = []
+    for entry in document["claims"]:
+        arms = {k: sum(v) / len(v) for k, v in entry["arms"].items()}
+        rows.append({"claim": entry["id"], "reproduced": entry["reproduced"],
+                     "effect": entry["effect"], "ci95": tuple(entry["ci95"]),
+                     "treatment F1": arms[entry["treatment"]], "baseline F1": arms[entry["baseline"]],
+                     "density-map F1": sum(density) / len(density) if density else None,
+                     "below floor": "; ".join(entry["below_floor"]),
+                     "seeds": len(document["seeds"]), "preset": document["preset"]})
+    return rows

@@ -42,16 +42,18 @@ def detect_cells(
     dense: torch.Tensor,
     *,
     lam: float | None = None,
-    threshold: float = 0.2,
-    bandwidth: float = 6.0,
+    threshold: float = 4.0,
+    bandwidth: float = 10.0,
     solver: str | None = None,
+    peak_radius: int = 2,
 ) -> Decoded:
-    """Recover the sparse codes of predicted dense codes ``(N, L, m)`` and decode them."""
+    """Recover the sparse codes of predicted dense codes ``(N, L, m)`` and decode them
+    (defaults: the demo preset's)."""
     device = model.dictionary.device
     with torch.no_grad():
         sparse = torch.cat([model.recover(dense[i:i + 256].to(device), lam=lam, solver=solver).cpu()
                             for i in range(0, len(dense), 256)])
-    return decode(model.codec, sparse, threshold=threshold, bandwidth=bandwidth)
+    return decode(model.codec, sparse, threshold=threshold, bandwidth=bandwidth, peak_radius=peak_radius)
 
 
 def evaluate_detections(

@@ -118,7 +118,7 @@ def train_cnncs(
 _TRAININGS = ExperimentCache("cnncs trainings")
 
 
-_DETECTION_FIELDS = ("threshold", "bandwidth", "rho")
+_DETECTION_FIELDS = ("threshold", "bandwidth", "rho", "peak_radius")
 
 
 def _training_key(config: CNNCSConfig) -> CNNCSConfig:
@@ -143,7 +143,7 @@ def evaluate_cnncs(run: CNNCSTraining, data: CellData, **overrides: float) -> di
     decoded = detect_cells(run.model, predict_codes(run.model, data.test_patches),
                            lam=overrides.get("lam", c.lam),
                            threshold=overrides.get("threshold", c.threshold),
-                           bandwidth=overrides.get("bandwidth", c.bandwidth))
+                           bandwidth=overrides.get("bandwidth", c.bandwidth), peak_radius=c.peak_radius)
     return evaluate_detections(decoded.centres, data.test_centroids, data.rho)
 
 
@@ -280,7 +280,8 @@ def decode_image_codes(
     """Decode cached :class:`ImageCodes` at ``threshold`` (default the run's): the same centres
     as :func:`detect_in_image` with the same settings, plus each centre's support."""
     t = run.config.threshold if threshold is None else float(threshold)
-    decoded = decode(run.model.codec, codes.sparse, threshold=t, bandwidth=codes.bandwidth)
+    decoded = decode(run.model.codec, codes.sparse, threshold=t, bandwidth=codes.bandwidth,
+                     peak_radius=run.config.peak_radius)
     points, support = merge_tile_detections(decoded.centres, codes.origins, min_distance=codes.bandwidth,
                                             scores=[np.asarray(s, float) for s in decoded.support])
     candidates = [np.asarray(p, float).reshape(-1, 2) + o for p, o in zip(decoded.candidates, codes.origins)]
