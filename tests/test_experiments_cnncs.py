@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from wslbench.cs.decode import decode
-from wslbench.errors import ConfigError, InvalidInputError
+from wslbench.errors import ConfigError, DataNotFoundError, InvalidInputError
 from wslbench.experiments import cnncs
 
 
@@ -198,3 +198,30 @@ def test_decode_threshold_on_predicted_codes(
     low = decode(trained.model.codec, sparse, threshold=0.05, bandwidth=4.0)
     high = decode(trained.model.codec, sparse, threshold=0.5, bandwidth=4.0)
     assert sum(map(len, high.candidates)) <= sum(map(len, low.candidates))
+
+
+def test_pretrained_backbone_and_training_the_last_layer_only(
+    smoke: tuple[cnncs.CNNCSConfig, cnncs.CellData], tmp_path
+) -> None:
+    config, data = smoke
+    donor = cnncs.build_cnncs(replace(config, seed=7)).regressor.backbone.state_dict()
+    path = tmp_path / "backbone.pt"
+    torch.save({"state_dict": {f"backbone.{k}": v for k, v in donor.items()}}, path)
+    tuned = replace(config, epochs=1, variant="cnncs", pretrained_weights=str(path),
+                    train_last_layer_only=True)
+    run = cnncs.train_cnncs(tuned, data)
+    params = dict(run.model.regressor.backbone.named_parameters())
+    assert all(torch.equal(params[k], donor[k]) for k in params)  # loaded, then frozen
+    fresh = cnncs.build_cnncs(tuned).regressor.fc.weight
+    assert not torch.equal(run.model.regressor.fc.weight, fresh)  # the FC layer trained
+    whole = cnncs.train_cnncs(replace(tuned, train_last_layer_only=False), data)
+    first = next(iter(params))
+    assert not torch.equal(dict(whole.model.regressor.backbone.named_parameters())[first], donor[first])
+    with pytest.raises(ConfigError, match="needs pretrained_weights"):
+        cnncs.cnncs_config("smoke", train_last_layer_only=True)
+    with pytest.raises(DataNotFoundError):
+        cnncs.train_cnncs(replace(tuned, pretrained_weights=str(tmp_path / "none.pt")), data)
+    other = replace(config, base_width=4)
+    torch.save(cnncs.build_cnncs(other).regressor.backbone.state_dict(), path)
+    with pytest.raises(ConfigError, match="does not match the backbone"):
+        cnncs.train_cnncs(tuned, data)

@@ -47,6 +47,13 @@ class CNNCSConfig:
         lista_iterations: T of the ECNNCS-1 LISTA.
         rule: backward of ECNNCS-2: ``"approx"`` (eq. 8–9) or ``"exact"`` (eq. 5–7).
         depth, base_width, output_stride, head_grid: the ResNet regressor (152/64 in 4.1).
+        pretrained_weights: a local file with a state dict of the ResNet backbone (bare or
+            under ``state_dict``; names as :func:`wslbench.nn.resnet.resnet`'s, with or
+            without a ``backbone.`` prefix) loaded before training; nothing is downloaded.
+        train_last_layer_only: train only the FC layer (4.1: "We perform fine-tuning on the
+            weights in the fully-connected layer of the ResNet"); needs ``pretrained_weights``
+            (a random backbone frozen learns nothing). Batch-norm statistics still follow
+            the training batches (the loop trains in ``train`` mode).
         epochs, batch_size, lr, weight_decay: Adam training of the regressor.
         recovery_lr: Adam learning rate of the reconstruction layer's parameters (LISTA's W
             and S, ECNNCS-2's D). They get gradients from the L1 term only, which Adam
@@ -89,6 +96,8 @@ class CNNCSConfig:
     base_width: int = 16
     output_stride: int = 16
     head_grid: int = 4
+    pretrained_weights: str | None = None
+    train_last_layer_only: bool = False
     epochs: int = 20
     warmup_epochs: int = 10
     batch_size: int = 32
@@ -128,6 +137,9 @@ def cnncs_config(preset: str = "demo", /, **overrides: object) -> CNNCSConfig:
         raise ConfigError(f"patch_size {config.patch_size} is larger than image_size "
                           f"{config.image_size}; expected patch_size <= image_size")
     _check_ranges(config)
+    if config.train_last_layer_only and config.pretrained_weights is None:
+        raise ConfigError("train_last_layer_only needs pretrained_weights (a local state dict of "
+                          "the backbone): a random backbone that is never trained learns nothing")
     return config
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from wslbench.checkpoint import load_state_dict
 from wslbench.cs.codec import ProjectionCodec
 from wslbench.cs.decode import decode
 from wslbench.data.cell_loaders import load_cell_folder
@@ -38,7 +39,7 @@ from wslbench.progress import ProgressCallback, report, stop_if_interrupted
 from wslbench.seeding import seed_everything
 from wslbench.training.loop import StepOutput, fit
 
-__all__ = ["build_codec", "build_cnncs", "CNNCSTraining", "train_cnncs", "train_cnncs_cached", "evaluate_cnncs", "compare_variants", "detect_in_image", "evaluate_cnncs_images", "real_image_detections", "image_codes", "decode_image_codes"]
+__all__ = ["build_codec", "build_cnncs", "load_backbone", "CNNCSTraining", "train_cnncs", "train_cnncs_cached", "evaluate_cnncs", "compare_variants", "detect_in_image", "evaluate_cnncs_images", "real_image_detections", "image_codes", "decode_image_codes"]
 
 
 def build_codec(config: CNNCSConfig) -> ProjectionCodec:
@@ -47,6 +48,24 @@ def build_codec(config: CNNCSConfig) -> ProjectionCodec:
                            n_lines=config.n_lines, code_length=config.m,
                            count_weight=config.beta, seed=config.seed, bin_size=config.bin_size,
                            encoding=config.encoding)
+
+
+def load_backbone(model: CNNCS, path: str) -> None:
+    """Load a local state dict into the ResNet backbone of ``model`` (4.1's pretrained ResNet).
+
+    Raises:
+        DataNotFoundError, DataFormatError, UnsafeFileError: the file is missing, unreadable
+            or not a state dict of tensors.
+        ConfigError: its names or shapes do not match the config's backbone.
+    """
+    state = load_state_dict(path)
+    state = {k.removeprefix("regressor.").removeprefix("backbone."): v for k, v in state.items()
+             if not k.removeprefix("regressor.").startswith("fc.")}
+    try:
+        model.regressor.backbone.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ConfigError(f"{path} does not match the backbone of this config (depth, base_width, "
+                          f"output_stride): {exc}") from exc
 
 
 def build_cnncs(config: CNNCSConfig) -> CNNCS:
@@ -77,11 +96,18 @@ def train_cnncs(
     through :func:`wslbench.training.fit` (a cancel returns the model so far, ``interrupted``)."""
     seed_everything(config.seed)
     device = _device(config)
-    model = build_cnncs(config).to(device)
+    model = build_cnncs(config)
+    if config.pretrained_weights is not None:
+        load_backbone(model, config.pretrained_weights)
+    model = model.to(device)
     model.set_code_scale(data.train_centroids)
     recovery = [p for name, p in model.named_parameters() if not name.startswith("regressor.")]
+    regressor = model.regressor.parameters()
+    if config.train_last_layer_only:
+        model.regressor.backbone.requires_grad_(False)
+        regressor = model.regressor.fc.parameters()
     optimiser = torch.optim.Adam([
-        {"params": model.regressor.parameters()},
+        {"params": regressor},
         {"params": recovery, "lr": config.recovery_lr, "weight_decay": 0.0},
     ], lr=config.lr, weight_decay=config.weight_decay)
     n = len(data.train_patches)
