@@ -63,7 +63,8 @@ class CNNCSConfig:
             the L1 term of eq. 3 is switched on (the paper does not say how training starts;
             from a random CNN the recovered â has no true support yet, and the L1 term,
             whose gradient lives on the support of â (eq. 5–9), can only shrink false
-            positives: alone it drives the codes to zero).
+            positives: alone it drives the codes to zero; measured with signed distances, demo
+            preset, seed 2: ECNNCS-2 whole-image F1 0.400 with 10 warm-up epochs, 0.068 without).
         density_epochs, density_width: the density-map baseline.
         seed: seed of the data, D and the training.
         device: ``None`` takes CUDA when available.
