@@ -67,6 +67,14 @@ def test_curves_selection_training_and_views():
     assert curves["All"][0] == 1.0 and curves["All"][-1] == 0.0, "every sample breaks at ε = 10"
     for name, curve in curves.items():  # the per-image minimum is at least as strong as each attack
         assert (curves["All"] <= curve).all(), name
+    tunings = _tunings(model, x, y, config)
+    _, table = adversarial.attack_table(model, x, y, config, tunings)  # every image is correct here
+    reused = adversarial.robustness_curves({"undefended": model}, x, y, config, tunings,
+                                           attacked={"undefended": table})["undefended"]
+    for name in curves:
+        assert reused[name].tolist() == curves[name].tolist(), name
+    wrong = adversarial.robustness_curves({"undefended": model}, x, 1 - y, config, tunings)["undefended"]
+    assert wrong["All"].tolist() == [0.0, 0.0, 0.0], "a model wrong on every image has accuracy 0"
     xs, ys = adversarial.correctly_classified(model, x, y, n=3)
     assert len(xs) == 3 and torch.equal(model(xs).argmax(1), ys)
     with pytest.raises(InvalidInputError, match="none of the images"):

@@ -58,7 +58,7 @@ def measure_target(target: AttackTarget, config: AdversarialConfig) -> dict[str,
     ref = attack_report(results["reference"], x[:n])
     robust = adversarially_trained(target.model, target.train_batches, config)
     curves = robustness_curves({"undefended": target.model, "defended": robust}, *target.pool,
-                               config, tunings)
+                               config, tunings, attacked={"undefended": results})
     out = {
         "ddn_mean_l2": ddn["mean_l2"], "ddn_success": ddn["success_rate"],
         "cw_mean_l2": cw["mean_l2"], "cw_success": cw["success_rate"],

@@ -20,8 +20,10 @@ class AdversarialConfig:
 
     Attributes:
         model_preset: preset of notebooks 01 and 02 the attacked models are trained with.
-        histology_size, histology_width: image side and ResNet width of the histology model
-            (notebook 02's ``image_size`` / ``base_width``; the rest is that preset's).
+        histology_size, histology_width, histology_stride: image side, ResNet width and output
+            stride of the histology model (notebook 02's ``image_size`` / ``base_width`` /
+            ``output_stride``; stride 32 is the chapter-2 classifier, 2.1.3.1; the rest is
+            that preset's).
         dr_size: image and input side of the DR model (notebook 01's; the rest is that preset's).
         n_attack: held-out images per model for Table A V-1 and the robustness curves
             (never seen in training; the table attacks the correctly classified ones).
@@ -44,6 +46,7 @@ class AdversarialConfig:
     model_preset: str = "demo"
     histology_size: int = 64
     histology_width: int = 8
+    histology_stride: int = 32
     dr_size: int = 64
     n_attack: int = 48
     n_tune: int = 4

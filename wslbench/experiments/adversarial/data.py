@@ -24,7 +24,7 @@ from wslbench.experiments import dr, wsl
 from wslbench.experiments.adversarial.config import REFERABLE_THRESHOLD, AdversarialConfig
 from wslbench.progress import ProgressCallback
 
-__all__ = ["AttackTarget", "attack_targets", "cap_attack_count", "correctly_classified",
+__all__ = ["AttackTarget", "attack_targets", "cap_attack_count", "correct_mask", "correctly_classified",
            "referable_classifier"]
 
 
@@ -56,7 +56,8 @@ class AttackTarget:
 
 
 @torch.no_grad()
-def _correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def correct_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` bool: the model (in eval mode) classifies image ``i`` as ``y[i]``."""
     was_training = model.training
     model.eval()
     try:
@@ -69,7 +70,7 @@ def correctly_classified(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, n: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``n`` (default: all) images the model classifies correctly (attacks start from them)."""
-    keep = _correct(model, x, y)
+    keep = correct_mask(model, x, y)
     if not keep.any():
         raise InvalidInputError("the model classifies none of the images correctly; nothing to attack")
     idx = torch.nonzero(keep)[:n, 0]
@@ -94,7 +95,7 @@ def _batches(x: torch.Tensor, y: torch.Tensor, size: int) -> list[tuple[torch.Te
 def _split(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: AdversarialConfig,
            what: str) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """First ``n_tune`` correctly classified images for the grid search, the next ``n_attack`` for the pool."""
-    ok = _correct(model, x, y)
+    ok = correct_mask(model, x, y)
     tune_idx = torch.nonzero(ok)[:config.n_tune, 0]
     if len(tune_idx) < config.n_tune:
         raise InvalidInputError(f"only {len(tune_idx)} {what} are classified correctly; the C&W grid "
@@ -108,7 +109,8 @@ def _split(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Adversari
 def _histology_target(config: AdversarialConfig, device: str | None,
                       progress: ProgressCallback | None) -> AttackTarget:
     hconfig = wsl.wsl_config(config.model_preset, seed=config.seed, image_size=config.histology_size,
-                             base_width=config.histology_width, device=device)
+                             base_width=config.histology_width,
+                             output_stride=config.histology_stride, device=device)
     data = wsl.make_wsl_data(hconfig)
     model = wsl.train_wsl_cached(hconfig, data, progress=progress).model.eval()
     train = torch.as_tensor(data.folds[0].train)

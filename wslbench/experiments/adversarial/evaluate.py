@@ -20,6 +20,7 @@ from wslbench.attacks import (
 )
 from wslbench.errors import InvalidInputError
 from wslbench.experiments.adversarial.config import AdversarialConfig
+from wslbench.experiments.adversarial.data import correct_mask
 from wslbench.seeding import seed_everything
 
 __all__ = ["attack_table", "cw_reference", "perturbation_views", "robustness_curves",
@@ -102,22 +103,39 @@ def without_timing(rows: Sequence[dict[str, object]]) -> list[dict[str, object]]
 
 def robustness_curves(
     models: Mapping[str, nn.Module], x: torch.Tensor, y: torch.Tensor, config: AdversarialConfig,
-    tunings: Mapping[str, CWTuning],
+    tunings: Mapping[str, CWTuning], *,
+    attacked: Mapping[str, Mapping[str, AttackResult]] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Accuracy under attacks of norm ≤ ε (Fig. A V-4), per model and per attack.
+    """Accuracy under attacks of norm ≤ ε (Fig. A V-4), per model and per attack, on all of ``(x, y)``.
 
     The attacks are DDN at the largest budget and the tuned C&W settings; ``"All"``
     takes, per image, the smallest perturbation any of them found (Tables A V-5/6).
-    Every image of ``(x, y)`` counts: a clean error is an error at every ε.
+    A clean error is an error at every ε, so only the images a model classifies
+    correctly are attacked; ``attacked`` hands in results already computed on exactly
+    those images (Table A V-1's, by model name) instead of running them again.
     """
     budget = max(config.ddn_budgets)
+    names = [f"DDN {budget}", *tunings]
     curves = {}
     for name, model in models.items():
+        correct = correct_mask(model, x, y)
+        if not correct.any():
+            curves[name] = {k: np.zeros(len(config.epsilons)) for k in [*names, "All"]}
+            continue
+        xc, yc = x[correct], y[correct]
+        known = (attacked or {}).get(name, {})
         seed_everything(config.seed)
-        results = {f"DDN {budget}": DDN(model, steps=budget, gamma=config.ddn_gamma).run(x, y)}
-        results.update({k: t.attack(model).run(x, y) for k, t in tunings.items()})
+        results = {}
+        for key in names:
+            if key in known:
+                results[key] = known[key]
+            elif key.startswith("DDN"):
+                results[key] = DDN(model, steps=budget, gamma=config.ddn_gamma).run(xc, yc)
+            else:
+                results[key] = tunings[key].attack(model).run(xc, yc)
         results["All"] = minimum_over_attacks(list(results.values()))
-        curves[name] = {k: robust_accuracy_curve(model, x, y, r, config.epsilons)
+        share = float(correct.float().mean())
+        curves[name] = {k: share * robust_accuracy_curve(model, xc, yc, r, config.epsilons)
                         for k, r in results.items()}
     return curves
 
