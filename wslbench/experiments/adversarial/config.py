@@ -73,7 +73,7 @@ ADVERSARIAL_PRESETS = PresetTable(
     AdversarialConfig,
     smoke=AdversarialConfig(model_preset="smoke", n_attack=6, n_tune=2, ddn_budgets=(10, 30),
                             cw_settings=((2, 5), (1, 10)), cw_learning_rates=(0.05, 0.5),
-                            cw_initial_consts=(0.1, 10.0), cw_reference=(2, 20), n_reference=2,
+                            cw_initial_consts=(0.1, 10.0), cw_reference=(4, 20), n_reference=2,
                             adv_epochs=1, adv_attack_steps=5, adv_decay_epoch=None),
     demo=AdversarialConfig(),
     paper=AdversarialConfig(model_preset="paper", histology_size=416, histology_width=64, dr_size=448, n_attack=1000,
