@@ -130,6 +130,9 @@ def test_measure_target_yields_every_claim_arm():
               for k in (c.treatment, c.baseline, *c.floors)}
     assert needed <= set(values)
     assert values["histology.ddn_success"] == 100.0 and values["histology.undefended_clean_accuracy"] == 1.0
+    robust = [c for c in adversarial.ADVERSARIAL_CLAIMS.claims if c.id.startswith("adv_training_robust")]
+    assert all({"histology.defended_clean_accuracy", "histology.undefended_clean_accuracy"} <= set(c.floors)
+               for c in robust if ".histology" in c.id), "a defended model at chance must void the claim"
     assert values["histology.reference_cw_mean_l2_plus_5pct"] == pytest.approx(
         1.05 * values["histology.reference_cw_mean_l2"])
     with pytest.raises(ConfigError, match="ε"):

@@ -49,7 +49,7 @@ class AdversarialConfig:
     histology_stride: int = 32
     dr_size: int = 64
     n_attack: int = 48
-    n_tune: int = 4
+    n_tune: int = 8
     ddn_budgets: tuple[int, ...] = (100, 300)
     cw_settings: tuple[tuple[int, int], ...] = ((4, 25), (1, 100))
     cw_learning_rates: tuple[float, ...] = CW_LEARNING_RATES
