@@ -415,7 +415,9 @@ def _cells_run(seed: int = 0):  # noqa: ANN202
 
     config = cnncs.cnncs_config("smoke")
     torch.manual_seed(seed)
-    return cnncs.CNNCSTraining(cnncs.build_cnncs(config).eval(), config, [], 0.0)
+    model = cnncs.build_cnncs(config).eval()
+    model.code_scale.fill_(30.0)  # the scale training gives signed-distance labels (px)
+    return cnncs.CNNCSTraining(model, config, [], 0.0)
 
 
 def _cell_field(size: int = 96, seed: int = 3):  # noqa: ANN202
