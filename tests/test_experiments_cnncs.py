@@ -23,7 +23,7 @@ def smoke() -> tuple[cnncs.CNNCSConfig, cnncs.CellData]:
 @pytest.fixture(scope="module")
 def trained(smoke: tuple[cnncs.CNNCSConfig, cnncs.CellData]) -> cnncs.CNNCSTraining:
     config, data = smoke
-    return cnncs.train_cnncs_cached(replace(config, epochs=3), data)
+    return cnncs.train_cnncs_cached(replace(config, epochs=3, warmup_epochs=1), data)
 
 
 def test_config_validation() -> None:
@@ -86,7 +86,8 @@ def test_training_lowers_the_loss_and_is_cached(
     config, data = smoke
     assert trained.history[-1]["l2"] < trained.history[0]["l2"]
     assert trained.history[-1]["l1"] > 0  # ECNNCS-2 (smoke variant) trains on the L1 term too
-    again = cnncs.train_cnncs_cached(replace(config, epochs=3, threshold=0.9, bandwidth=2.0), data)
+    again = cnncs.train_cnncs_cached(replace(config, epochs=3, warmup_epochs=1, threshold=0.9,
+                                             bandwidth=2.0), data)
     assert again is trained  # decoding parameters never retrain
 
 
@@ -100,8 +101,8 @@ def test_warmup_trains_on_the_l2_term_first(smoke: tuple[cnncs.CNNCSConfig, cnnc
 
 def test_training_is_seeded(smoke: tuple[cnncs.CNNCSConfig, cnncs.CellData]) -> None:
     config, data = smoke
-    one = cnncs.train_cnncs(replace(config, epochs=1, variant="cnncs"), data)
-    two = cnncs.train_cnncs(replace(config, epochs=1, variant="cnncs"), data)
+    one = cnncs.train_cnncs(replace(config, epochs=1, warmup_epochs=0, variant="cnncs"), data)
+    two = cnncs.train_cnncs(replace(config, epochs=1, warmup_epochs=0, variant="cnncs"), data)
     assert one.history == two.history
 
 
@@ -112,7 +113,7 @@ def test_evaluate_and_compare_variants(
     scores = cnncs.evaluate_cnncs(trained, data)
     assert set(scores) == {"precision", "recall", "f1"}
     assert all(0.0 <= v <= 1.0 for v in scores.values())
-    rows = cnncs.compare_variants(replace(config, epochs=1), data)
+    rows = cnncs.compare_variants(replace(config, epochs=1, warmup_epochs=1), data)
     assert [r["method"] for r in rows] == ["CNNCS", "ECNNCS-1", "ECNNCS-2", "density map", "local maxima"]
     assert all(0.0 <= float(r["f1"]) <= 1.0 for r in rows)
     assert all("patch_f1" in r for r in rows[:3])  # whole images first, patches a diagnostic
@@ -128,11 +129,16 @@ def test_whole_image_scores_are_those_of_detect_in_image(
 
 
 def test_claims_measure_every_arm_and_the_table_reads_them(
-    smoke: tuple[cnncs.CNNCSConfig, cnncs.CellData], tmp_path
+    tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from wslbench.claims import judge
+    from wslbench.experiments.cnncs import claims
     from wslbench.experiments.cnncs.claims import measure
 
+    # the wiring, not the numbers: every arm on 4 images and 2 epochs (the smoke preset's
+    # 20 epochs on 24 images make this test 45 s)
+    monkeypatch.setattr(claims, "cnncs_config", lambda preset, seed: cnncs.cnncs_config(
+        preset, seed=seed, n_train_images=4, epochs=2, warmup_epochs=1))
     values = measure("smoke", 0)
     arms = {"f1_cnncs", "f1_ecnncs1", "f1_ecnncs2", "f1_cnncs_few_lines", "f1_local_maxima",
             "f1_density"}
@@ -207,7 +213,7 @@ def test_pretrained_backbone_and_training_the_last_layer_only(
     donor = cnncs.build_cnncs(replace(config, seed=7)).regressor.backbone.state_dict()
     path = tmp_path / "backbone.pt"
     torch.save({"state_dict": {f"backbone.{k}": v for k, v in donor.items()}}, path)
-    tuned = replace(config, epochs=1, variant="cnncs", pretrained_weights=str(path),
+    tuned = replace(config, epochs=1, warmup_epochs=0, variant="cnncs", pretrained_weights=str(path),
                     train_last_layer_only=True)
     run = cnncs.train_cnncs(tuned, data)
     params = dict(run.model.regressor.backbone.named_parameters())

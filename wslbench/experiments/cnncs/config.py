@@ -113,10 +113,12 @@ class CNNCSConfig:
 
 CNNCS_PRESETS = PresetTable(
     CNNCSConfig,
-    smoke=CNNCSConfig(image_size=96, n_train_images=4, n_test_images=6, target_mean=4.0,
-                      patch_size=48, m=20, n_lines=6, base_width=8,
-                      epochs=2, warmup_epochs=1, batch_size=16, density_epochs=2, density_width=8,
-                      solver_iterations=50, lista_iterations=5),
+    # smoke: the demo's code (m = 28, L = 27 signed-distance lines in 2-px bins) on smaller
+    # images, patches and network, and enough steps to detect cells (measured, README "CNNCS")
+    smoke=CNNCSConfig(image_size=96, n_train_images=24, n_test_images=6, target_mean=4.0,
+                      patch_size=48, base_width=8, epochs=20, warmup_epochs=10, batch_size=16,
+                      lr=3e-3, density_epochs=2, density_width=8, solver_iterations=50,
+                      lista_iterations=5),
     demo=CNNCSConfig(),
     paper=CNNCSConfig(image_size=512, n_train_images=560, n_test_images=240, target_mean=2.0,
                       patch_size=256, m=112, n_lines=27, beta=0.20, encoding="signed",
