@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -79,7 +81,8 @@ def test_curves_selection_training_and_views():
     assert len(xs) == 3 and torch.equal(model(xs).argmax(1), ys)
     with pytest.raises(InvalidInputError, match="none of the images"):
         adversarial.correctly_classified(model, x, 1 - y, n=3)
-    robust = adversarial.adversarially_trained(model, [(x, y)], config)
+    target = adversarial.AttackTarget("DR", model, [(x, y)], (x[:2], y[:2]), (x, y))
+    robust = adversarial.adversarially_trained(target, config)
     assert robust is not model and not torch.equal(robust.w, model.w)
     _, results = adversarial.attack_table(model, x, y, config, {})
     views = adversarial.perturbation_views(x, results["DDN 30"], 0, config)
@@ -113,10 +116,14 @@ def test_paper_preset_is_appendix_v():
     assert paper.cw_settings == ((4, 25), (1, 100)) and paper.cw_reference == (9, 10_000)
     assert paper.cw_learning_rates == (0.01, 0.05, 0.1, 0.5, 1.0)
     assert paper.cw_initial_consts == (0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
-    assert paper.adv_attack_steps == 100 and paper.adv_max_norm == 1.0 and paper.clean_weight == 0.0
+    assert paper.adv_attack_steps == 100 and paper.clean_weight == 0.0
+    assert paper.adv_radius("histology") == paper.adv_radius("DR") == 1.0  # CIFAR-10's ε, 7
     assert (paper.adv_epochs, paper.adv_decay_epoch, paper.adv_lr) == (50, 30, 0.01)  # MNIST, 7
     assert {0.5, 1.0} <= set(paper.epsilons) and paper.model_preset == "paper"
-    assert adversarial.adversarial_config("demo").cw_reference == (9, 1000)
+    demo = adversarial.adversarial_config("demo")
+    assert demo.cw_reference == (9, 1000) and demo.adv_radius("DR") == 0.25  # measured: 1.0 collapses it
+    with pytest.raises(ConfigError, match="unknown attack target 'CT'"):
+        demo.adv_radius("CT")
 
 
 def test_measure_target_yields_every_claim_arm():
@@ -135,8 +142,11 @@ def test_measure_target_yields_every_claim_arm():
                for c in robust if ".histology" in c.id), "a defended model at chance must void the claim"
     assert values["histology.reference_cw_mean_l2_plus_5pct"] == pytest.approx(
         1.05 * values["histology.reference_cw_mean_l2"])
-    with pytest.raises(ConfigError, match="ε"):
-        adversarial.measure_target(target, adversarial.adversarial_config("smoke", epsilons=(0.1,)))
+    for model in ("undefended", "defended"):  # accuracy under attack can only fall as the radius grows
+        assert (values[f"histology.{model}_accuracy_half_radius"]
+                >= values[f"histology.{model}_accuracy_radius"]), model
+    wider = adversarial.measure_target(target, replace(config, histology_adv_max_norm=10.0))
+    assert wider["histology.undefended_accuracy_radius"] == 0.0, "every image breaks within ε = 10"
 
 
 def test_notebook_declares_the_claims():
@@ -149,4 +159,4 @@ def test_notebook_declares_the_claims():
     ids = [c.id for c in adversarial.ADVERSARIAL_CLAIMS.claims]
     for target in ("histology", "DR"):
         assert {f"ddn_smaller_than_cw.{target}", f"ddn_fewer_gradients.{target}",
-                f"adv_training_robust.{target}.eps0.5", f"adv_training_robust.{target}.eps1"} <= set(ids)
+                f"adv_training_robust.{target}.half_radius", f"adv_training_robust.{target}.radius"} <= set(ids)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from wslbench.experiments.adversarial.claims import (
     ADVERSARIAL_CLAIMS,
-    CLAIM_EPSILONS,
+    CLAIM_RADII,
     measure,
     measure_target,
 )
@@ -44,7 +44,7 @@ from wslbench.experiments.adversarial.train import adversarially_trained
 
 __all__ = [
     "ADVERSARIAL_CLAIMS", "ADVERSARIAL_PRESETS", "AdversarialConfig", "AttackTarget",
-    "CLAIM_EPSILONS", "REFERABLE_THRESHOLD", "adversarial_config", "adversarially_trained",
+    "CLAIM_RADII", "REFERABLE_THRESHOLD", "adversarial_config", "adversarially_trained",
     "attack_table", "attack_targets", "cap_attack_count", "correctly_classified", "cw_reference",
     "measure", "measure_target", "perturbation_views", "referable_classifier",
     "robustness_curves", "tune_cw_settings", "tuning_rows", "without_timing",
