@@ -3,8 +3,9 @@
 Trains the three variants of the ``demo`` preset (the same synthetic patches, the
 same D) for each seed, plus the FCRN-style density-map network and the
 local-maximum floor, and prints precision, recall and F1 at distance ρ pooled
-over the test patches, mean ± std over seeds, next to the paper's ICPR 2012
-figures (F1: CNNCS 0.821, ECNNCS-1 0.851, ECNNCS-2 0.862).
+over the whole test images (4.2), mean ± std over seeds, next to the paper's ICPR
+2012 figures (F1: CNNCS 0.821, ECNNCS-1 0.851, ECNNCS-2 0.862). The paired claims
+with intervals are ``wslbench reproduce 04_cnncs_cells``.
 
     PYTHONPATH=. python benchmarks/cnncs_table2.py [--preset demo] [--seeds 0 1] [--threads 2]
 """

@@ -1,10 +1,14 @@
-"""Xue et al. §3.2: batched ISTA / FISTA (eq. 4) vs scikit-learn's Lasso solved per sample.
+"""Xue et al. §3.2: batched ISTA / FISTA (eq. 4) vs the CPU lasso solvers, per sample.
 
 A batch of k-sparse codes ``a`` (n = 283, the diagonal of the 200-px patches) is
 encoded by a Gaussian D (m = 112 as in §4.3, variance 1/m) with a little noise.
-Every solver gets the same tolerance (ours: max relative change; sklearn: its
-duality-gap rule). Prints the median wall time of each, the ratio
-sklearn_time / ours (measured in the same process), the fraction of samples
+Every solver gets the same tolerance (ours: max relative change; scikit-learn,
+celer and skglm: their duality-gap rules). The peers are scikit-learn's
+``Lasso`` and, when installed (``pip install celer skglm``; they are not
+wslbench dependencies), ``celer.Lasso`` and ``skglm.Lasso``, each fitted sample by
+sample with ``alpha = λ/m`` (their objective is ours divided by m). Prints the
+median wall time of each, the ratios peer_time / ours for every peer (measured
+in the same process), the fraction of samples
 (and of coefficients) whose support equals sklearn's, the max relative
 objective gap to sklearn, and the fraction of true supports recovered; then the
 cost of the recovery layer's exact (eq. 5–7) and approximate (eq. 8–9) backward.
@@ -15,6 +19,7 @@ cost of the recovery layer's exact (eq. 5–7) and approximate (eq. 8–9) backw
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import time
 from collections.abc import Callable
@@ -50,6 +55,23 @@ def _timed(fn: Callable[[], torch.Tensor], reps: int) -> tuple[torch.Tensor, flo
     return out, statistics.median(times)
 
 
+def _peers(lam: float, m: int, tol: float, max_iter: int) -> dict[str, Callable[[], object]]:
+    """Per-sample lasso estimators of scikit-learn and, when installed, celer and skglm."""
+    peers: dict[str, Callable[[], object]] = {
+        "sklearn Lasso": lambda: Lasso(alpha=lam / m, fit_intercept=False, tol=tol, max_iter=max_iter)}
+    if importlib.util.find_spec("celer") is not None:
+        import celer
+
+        peers["celer Lasso"] = lambda: celer.Lasso(alpha=lam / m, fit_intercept=False, tol=tol,
+                                                   max_iter=max_iter)
+    if importlib.util.find_spec("skglm") is not None:
+        import skglm
+
+        peers["skglm Lasso"] = lambda: skglm.Lasso(alpha=lam / m, fit_intercept=False, tol=tol,
+                                                   max_iter=max_iter)
+    return peers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=256)
@@ -68,19 +90,30 @@ def main() -> None:
     x, D, truth = _problem(args.batch, args.m, args.n, args.k, args.noise, args.seed, torch.float64)
     Dn, xn = D.numpy(), x.numpy()
 
-    def sklearn_per_sample() -> torch.Tensor:
-        model = Lasso(alpha=args.lam / args.m, fit_intercept=False, tol=args.tol, max_iter=args.max_iter)
-        return torch.from_numpy(np.stack([model.fit(Dn, xb).coef_.copy() for xb in xn]))
-
-    with threadpool_limits(args.threads):
-        ref, ref_time = _timed(sklearn_per_sample, args.reps)
-    ref_obj, ref_support = _objective(ref, x, D, args.lam), ref != 0
+    peer_times: dict[str, float] = {}
+    ref = ref_obj = ref_support = None
     print(f"== batched lasso (eq. 4): B={args.batch} m={args.m} n={args.n} k={args.k} "
           f"lam={args.lam} tol={args.tol} threads={args.threads} ==")
     print(f"{'solver':<16}{'dtype':>8}{'iters':>7}{'time s':>9}{'sklearn/ours':>14}"
           f"{'same support':>14}{'coef agree':>12}{'max obj gap':>13}{'true support':>14}")
-    print(f"{'sklearn Lasso':<16}{'float64':>8}{'-':>7}{ref_time:>9.3f}{1.0:>14.1f}{1.0:>14.3f}{1.0:>12.4f}"
-          f"{0.0:>13.1e}{(ref_support == (truth != 0)).all(1).double().mean():>14.3f}")
+    for name, make in _peers(args.lam, args.m, args.tol, args.max_iter).items():
+        def per_sample(make: Callable[[], object] = make) -> torch.Tensor:
+            model = make()
+            return torch.from_numpy(np.stack([model.fit(Dn, xb).coef_.copy() for xb in xn]))
+
+        with threadpool_limits(args.threads):
+            coef, peer_times[name] = _timed(per_sample, args.reps)
+        if ref is None:  # scikit-learn is the reference of supports and objectives
+            ref, ref_obj, ref_support = coef, _objective(coef, x, D, args.lam), coef != 0
+        support = coef != 0
+        gap = ((_objective(coef, x, D, args.lam) - ref_obj) / ref_obj).max()
+        print(f"{name:<16}{'float64':>8}{'-':>7}{peer_times[name]:>9.3f}"
+              f"{peer_times['sklearn Lasso'] / peer_times[name]:>14.1f}"
+              f"{(support == ref_support).all(1).double().mean():>14.3f}"
+              f"{(support == ref_support).double().mean():>12.4f}{gap:>13.1e}"
+              f"{(support == (truth != 0)).all(1).double().mean():>14.3f}")
+    ref_time = peer_times["sklearn Lasso"]
+    ours_times: dict[str, float] = {}
     solvers = (ISTA(max_iter=args.max_iter, tol=args.tol), FISTA(max_iter=args.max_iter, tol=args.tol))
     for solver in solvers:
         name = type(solver).__name__
@@ -90,10 +123,15 @@ def main() -> None:
             a = a.double()
             support = a != 0
             gap = ((_objective(a, x, D, args.lam) - ref_obj) / ref_obj).max()
+            ours_times[f"{name} {str(dtype).split('.')[1]}"] = ours
             print(f"{name:<16}{str(dtype).split('.')[1]:>8}{solver.n_iter_:>7}{ours:>9.3f}"
                   f"{ref_time / ours:>14.1f}{(support == ref_support).all(1).double().mean():>14.3f}"
                   f"{(support == ref_support).double().mean():>12.4f}{gap:>13.1e}"
                   f"{(support == (truth != 0)).all(1).double().mean():>14.3f}")
+    print("\n== peer time / ours (same process; > 1: ours is faster) ==")
+    print(f"{'ours':<18}" + "".join(f"{name:>16}" for name in peer_times))
+    for ours_name, ours in ours_times.items():
+        print(f"{ours_name:<18}" + "".join(f"{peer / ours:>16.2f}" for peer in peer_times.values()))
     backward_cost(x, D, args.lam, args.reps)
 
 

@@ -28,14 +28,18 @@ def voila_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One Voila server on ``notebooks/dashboards`` for the whole browser session.
 
     Its kernels train the dashboards' smoke models into a fresh cache and see an empty
-    runs folder, so no user model or cache is touched.
+    runs folder, so no user model or cache is touched. They keep to the suite's torch
+    threads (``OMP_NUM_THREADS``): with torch's default of one thread per core, the cell
+    dashboard's smoke training took 191 s instead of 21 s on a 2-core machine shared with
+    other work (busy-waiting threads).
     """
     from tests.browser import voila_server
 
     base = tmp_path_factory.mktemp("dashboards")
     (base / "runs").mkdir()
     env = {"WSLBENCH_DASHBOARD_PRESET": "smoke", "WSLBENCH_CACHE_DIR": str(base / "cache"),
-           "WSLBENCH_RUNS_DIR": str(base / "runs")}
+           "WSLBENCH_RUNS_DIR": str(base / "runs"),
+           "OMP_NUM_THREADS": os.environ["WSLBENCH_THREADS"]}
     with voila_server(ROOT / "notebooks" / "dashboards", env=env) as url:
         yield url
 

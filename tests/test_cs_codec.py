@@ -78,15 +78,17 @@ def test_n_is_ceil_of_diagonal(height: int, width: int, n: int) -> None:
     assert codec.sparse([np.zeros((0, 2))]).shape == (1, 27, n)
 
 
-def test_angles_are_evenly_spread_over_half_a_turn() -> None:
-    angles = ProjectionCodec(height=10, width=10, n_lines=4).angles
+def test_angles_are_evenly_spread_over_half_a_turn_or_a_full_one() -> None:
+    angles = ProjectionCodec(height=10, width=10, n_lines=4, encoding="count").angles
     assert torch.allclose(angles, torch.tensor([0, 0.25, 0.5, 0.75], dtype=torch.float64) * math.pi)
+    angles = ProjectionCodec(height=10, width=10, n_lines=4).angles  # signed: around the patch
+    assert torch.allclose(angles, torch.tensor([0, 0.5, 1.0, 1.5], dtype=torch.float64) * math.pi)
 
 
 def test_hand_worked_positions_and_bins() -> None:
     # 100×100: c = (50, 50), R = 50√2 = 70.7107; line 0 (θ = 0) measures the column,
     # line 1 (θ = π/2) the row: t = coordinate − 50 + R.
-    codec = ProjectionCodec(height=100, width=100, n_lines=2)
+    codec = ProjectionCodec(height=100, width=100, n_lines=2, encoding="count")
     radius = 50 * math.sqrt(2)
     t = codec.positions(np.array([[30.0, 40.0]]))
     assert t.shape == (1, 2)
@@ -98,7 +100,7 @@ def test_hand_worked_positions_and_bins() -> None:
 
 
 def test_positions_of_corners_span_zero_to_diagonal() -> None:
-    codec = ProjectionCodec(height=100, width=100, n_lines=4)  # θ = π/4 runs along the diagonal
+    codec = ProjectionCodec(height=100, width=100, n_lines=4, encoding="count")  # θ = π/4 runs along the diagonal
     corners = np.array([[0.0, 0.0], [100.0, 100.0], [0.0, 100.0], [100.0, 0.0]])
     t = codec.positions(corners)
     assert t[0, 1].item() == pytest.approx(0.0, abs=1e-9)
@@ -107,14 +109,14 @@ def test_positions_of_corners_span_zero_to_diagonal() -> None:
     a = codec.sparse([corners])
     assert a[0, 1, 0] == 1 and a[0, 1, codec.n - 1] == 1  # ⌊141.42⌋ = 141 = n − 1
     for lines in (3, 7, 27, 30):  # every corner lands in a valid bin for any L
-        other = ProjectionCodec(height=60, width=80, n_lines=lines)
+        other = ProjectionCodec(height=60, width=80, n_lines=lines, encoding="count")
         assert torch.equal(
             other.sparse([corners * [0.6, 0.8]]).sum(dim=2), torch.full((1, lines), 4.0)
         )
 
 
 def test_two_cells_in_one_bin_add_up() -> None:
-    codec = ProjectionCodec(height=100, width=100, n_lines=2)
+    codec = ProjectionCodec(height=100, width=100, n_lines=2, encoding="count")
     a = codec.sparse([np.array([[20.0, 40.0], [70.0, 40.2]])])  # t = 60.71 and 60.91 on line 0
     assert a[0, 0, 60] == 2 and a[0, 0].sum() == 2
     assert a[0, 1, 40] == 1 and a[0, 1, 90] == 1
@@ -218,7 +220,7 @@ def test_close_cells_are_resolved_with_a_small_bandwidth() -> None:
 
 
 def test_cells_sharing_a_bin_are_recovered_from_the_other_lines() -> None:
-    codec = ProjectionCodec(height=100, width=100)
+    codec = ProjectionCodec(height=100, width=100, encoding="count")
     truth = np.array([[20.0, 50.3], [70.0, 50.5]])  # same bin on line 0 (θ = 0)
     a = codec.sparse([truth])
     assert a[0, 0].max() == 2
@@ -229,7 +231,7 @@ def test_cells_sharing_a_bin_are_recovered_from_the_other_lines() -> None:
 
 
 def test_cells_closer_than_bandwidth_give_one_of_them() -> None:
-    codec = ProjectionCodec(height=100, width=100)
+    codec = ProjectionCodec(height=100, width=100, encoding="count")
     truth = np.array([[50.3, 40.2], [52.1, 42.6]])  # 3 px apart
     found = decode(codec, codec.sparse([truth]), threshold=0.5, bandwidth=6.0).centres[0]
     assert found.shape == (1, 2)
@@ -238,7 +240,7 @@ def test_cells_closer_than_bandwidth_give_one_of_them() -> None:
 
 def test_spread_and_noisy_codes_still_decode() -> None:
     rng = np.random.default_rng(5)
-    codec = ProjectionCodec(height=200, width=200)
+    codec = ProjectionCodec(height=200, width=200, encoding="count")
     cells = [_draw_cells(rng, (200, 200), int(rng.integers(1, 9)), 25.0) for _ in range(8)]
     a = codec.sparse(cells)
     smeared = 0.6 * a + 0.4 * torch.roll(a, 1, dims=2)  # each cell spread over two bins
@@ -287,7 +289,7 @@ def test_find_peaks_merges_adjacent_bins_and_thresholds() -> None:
 
 
 def test_noisy_codes_with_a_low_threshold_stay_bounded() -> None:
-    codec = ProjectionCodec(height=200, width=200)
+    codec = ProjectionCodec(height=200, width=200, encoding="count")
     truth = np.array([[50.0, 60.0], [150.0, 120.0]])
     noise = torch.rand(1, 27, codec.n, generator=torch.Generator().manual_seed(2))
     a = codec.sparse([truth]) * 3 + noise  # local maxima everywhere above 0.05
@@ -384,20 +386,20 @@ def test_bad_tensors_raise() -> None:
     ],
 )
 def test_bad_decode_arguments_raise(kwargs: dict, error: type[Exception], match: str) -> None:
-    codec = ProjectionCodec(height=20, width=20)
+    codec = ProjectionCodec(height=20, width=20, encoding="count")
     arguments = {"threshold": 0.5, "bandwidth": 2.0} | kwargs
     with pytest.raises(error, match=match):
         decode(codec, torch.zeros(2, 27, codec.n), **arguments)
 
 
 def test_bad_codes_raise() -> None:
-    codec = ProjectionCodec(height=20, width=20)
+    codec = ProjectionCodec(height=20, width=20, encoding="count")
     with pytest.raises(InvalidInputError, match=r"a_hat must be a \(B, L=27, n=29\)"):
         decode(codec, torch.zeros(2, 27, 28), threshold=0.5, bandwidth=2.0)
     nan = torch.zeros(1, 27, codec.n)
     nan[0, 0, 0] = float("nan")
     with pytest.raises(InvalidInputError, match="NaN"):
         decode(codec, nan, threshold=0.5, bandwidth=2.0)
-    single = ProjectionCodec(height=20, width=20, n_lines=1)
+    single = ProjectionCodec(height=20, width=20, n_lines=1, encoding="count")
     with pytest.raises(ConfigError, match="at least 2"):
         decode(single, torch.zeros(1, 1, single.n), threshold=0.5, bandwidth=2.0)

@@ -415,7 +415,9 @@ def _cells_run(seed: int = 0):  # noqa: ANN202
 
     config = cnncs.cnncs_config("smoke")
     torch.manual_seed(seed)
-    return cnncs.CNNCSTraining(cnncs.build_cnncs(config).eval(), config, [], 0.0)
+    model = cnncs.build_cnncs(config).eval()
+    model.code_scale.fill_(30.0)  # the scale training gives signed-distance labels (px)
+    return cnncs.CNNCSTraining(model, config, [], 0.0)
 
 
 def _cell_field(size: int = 96, seed: int = 3):  # noqa: ANN202
@@ -484,8 +486,10 @@ def test_analyse_cells_and_threshold_redecodes_without_the_cnn(monkeypatch):
 
     monkeypatch.setattr(cnncs, "predict_codes", no_cnn)
     monkeypatch.setattr(run.model, "forward", no_cnn)
-    assert cells.redecode(result, 0.9) and not cells.redecode(result, 0.9)
-    assert result.scores["threshold"] == 0.9 and "threshold 0.90" in result.overlay_title
+    # 8 px: twice the presets' 4-px threshold on signed distances (an untrained CNN's codes
+    # are distances of tens of px, so a sub-pixel threshold hardly prunes any peak)
+    assert cells.redecode(result, 8.0) and not cells.redecode(result, 8.0)
+    assert result.scores["threshold"] == 8.0 and "threshold 8.00" in result.overlay_title
     assert len(result.findings) == result.scores["cell_count"] < count
     cells.redecode(result, 0.0)  # the decoder needs a positive threshold: the slider's minimum
     assert result.scores["threshold"] == cells.MIN_THRESHOLD
@@ -549,13 +553,13 @@ def test_cells_app_headless(tmp_path, monkeypatch):
     assert len(app.findings.options) == low + 1 and "threshold 0.05" in app.view.caption.value
     app.findings.value = 0
     selected = app.view.png
-    app.view.threshold.value = 0.9
+    app.view.threshold.value = 8.0  # px, twice the presets' threshold
     high = int(app.analysis.scores["cell_count"])
     assert high < low and len(app.findings.options) == high + 1 and app.findings.value == -1
     assert app.view.selected is None and app.view.png != selected
     with zipfile.ZipFile(io.BytesIO(app.report_bytes())) as archive:
         summary = json.loads(archive.read("findings.json"))["summary"]
-        assert summary["scores"]["cell_count"] == high and summary["threshold"] == 0.9
+        assert summary["scores"]["cell_count"] == high and summary["threshold"] == 8.0
         assert archive.read("findings.csv").decode().startswith("rank,kind,label,score")
 
     app.view.threshold.value = 0.05

@@ -78,7 +78,7 @@ def _paper_cases():
         return config, ssl.make_ssl_data(config), ssl.train_ssl_cached
 
     def cnncs_case():
-        config = cnncs.cnncs_config("smoke", seed=11)
+        config = cnncs.cnncs_config("smoke", epochs=2, warmup_epochs=1, seed=11)
         return config, cnncs.make_cell_data(config), cnncs.train_cnncs_cached
 
     return {"dr": dr_case, "wsl": wsl_case, "ssl": ssl_case, "cnncs": cnncs_case}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from wslbench.cs.decode import decode
-from wslbench.errors import ConfigError, InvalidInputError
+from wslbench.errors import ConfigError, DataNotFoundError, InvalidInputError
 from wslbench.experiments import cnncs
 
 
@@ -22,7 +23,7 @@ def smoke() -> tuple[cnncs.CNNCSConfig, cnncs.CellData]:
 @pytest.fixture(scope="module")
 def trained(smoke: tuple[cnncs.CNNCSConfig, cnncs.CellData]) -> cnncs.CNNCSTraining:
     config, data = smoke
-    return cnncs.train_cnncs_cached(replace(config, epochs=3), data)
+    return cnncs.train_cnncs_cached(replace(config, epochs=3, warmup_epochs=1), data)
 
 
 def test_config_validation() -> None:
@@ -32,10 +33,18 @@ def test_config_validation() -> None:
         cnncs.cnncs_config("smoke", solver="dal")
     with pytest.raises(ConfigError, match="patch_size"):
         cnncs.cnncs_config("smoke", patch_size=128, image_size=96)
+
+
+def test_paper_preset_has_the_papers_fields() -> None:
     paper = cnncs.cnncs_config("paper")
-    assert (paper.m, paper.n_lines, paper.beta, paper.lam, paper.alpha, paper.bandwidth) == (
-        112, 27, 0.20, 0.39, 1.3, 40.0)  # 4.3, ICPR 2012
-    assert paper.bin_size == 1.0 and paper.depth == 152
+    fields = {"m": 112, "n_lines": 27, "beta": 0.20, "lam": 0.39, "alpha": 1.3,  # 4.3, ICPR 2012
+              "bandwidth": 40.0, "threshold": 15.0, "encoding": "signed", "bin_size": 1.0,
+              "depth": 152, "base_width": 64, "head_grid": 1, "rotations": True}
+    assert {name: getattr(paper, name) for name in fields} == fields
+    # our additions for training from scratch (model and config docstrings)
+    assert 0 < paper.warmup_epochs < paper.epochs and 0 < paper.recovery_lr < paper.lr
+    codec = cnncs.build_codec(paper)
+    assert codec.encoding == "signed" and codec.n == 363  # ⌈256·√2⌉, 1-px bins
 
 
 def test_paper_preset_makes_the_papers_8960_training_patches() -> None:
@@ -65,7 +74,7 @@ def test_oracle_codes_detect_every_cell(smoke: tuple[cnncs.CNNCSConfig, cnncs.Ce
     model = cnncs.build_cnncs(config)
     code, _ = model.targets(data.test_centroids)
     dense, _ = model.codec.split(code)
-    decoded = cnncs.detect_cells(model, dense, lam=config.lam, threshold=0.5,
+    decoded = cnncs.detect_cells(model, dense, lam=config.lam, threshold=config.threshold,
                                  bandwidth=config.bandwidth)
     scores = cnncs.evaluate_detections(decoded.centres, data.test_centroids, data.rho)
     assert scores["f1"] > 0.95
@@ -77,7 +86,8 @@ def test_training_lowers_the_loss_and_is_cached(
     config, data = smoke
     assert trained.history[-1]["l2"] < trained.history[0]["l2"]
     assert trained.history[-1]["l1"] > 0  # ECNNCS-2 (smoke variant) trains on the L1 term too
-    again = cnncs.train_cnncs_cached(replace(config, epochs=3, threshold=0.9, bandwidth=2.0), data)
+    again = cnncs.train_cnncs_cached(replace(config, epochs=3, warmup_epochs=1, threshold=0.9,
+                                             bandwidth=2.0), data)
     assert again is trained  # decoding parameters never retrain
 
 
@@ -91,8 +101,8 @@ def test_warmup_trains_on_the_l2_term_first(smoke: tuple[cnncs.CNNCSConfig, cnnc
 
 def test_training_is_seeded(smoke: tuple[cnncs.CNNCSConfig, cnncs.CellData]) -> None:
     config, data = smoke
-    one = cnncs.train_cnncs(replace(config, epochs=1, variant="cnncs"), data)
-    two = cnncs.train_cnncs(replace(config, epochs=1, variant="cnncs"), data)
+    one = cnncs.train_cnncs(replace(config, epochs=1, warmup_epochs=0, variant="cnncs"), data)
+    two = cnncs.train_cnncs(replace(config, epochs=1, warmup_epochs=0, variant="cnncs"), data)
     assert one.history == two.history
 
 
@@ -103,9 +113,45 @@ def test_evaluate_and_compare_variants(
     scores = cnncs.evaluate_cnncs(trained, data)
     assert set(scores) == {"precision", "recall", "f1"}
     assert all(0.0 <= v <= 1.0 for v in scores.values())
-    rows = cnncs.compare_variants(replace(config, epochs=1), data)
+    rows = cnncs.compare_variants(replace(config, epochs=1, warmup_epochs=1), data)
     assert [r["method"] for r in rows] == ["CNNCS", "ECNNCS-1", "ECNNCS-2", "density map", "local maxima"]
     assert all(0.0 <= float(r["f1"]) <= 1.0 for r in rows)
+    assert all("patch_f1" in r for r in rows[:3])  # whole images first, patches a diagnostic
+
+
+def test_whole_image_scores_are_those_of_detect_in_image(
+    smoke: tuple[cnncs.CNNCSConfig, cnncs.CellData], trained: cnncs.CNNCSTraining
+) -> None:
+    config, data = smoke
+    found = [cnncs.detect_in_image(trained, image, threshold=2.0) for image in data.test_images]
+    expected = cnncs.evaluate_detections(found, data.test_image_centroids, data.rho)
+    assert cnncs.evaluate_cnncs_images(trained, data, threshold=2.0) == expected
+
+
+def test_claims_measure_every_arm_and_the_table_reads_them(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wslbench.claims import judge
+    from wslbench.experiments.cnncs import claims
+    from wslbench.experiments.cnncs.claims import measure
+
+    # the wiring, not the numbers: every arm on 4 images and 2 epochs (the smoke preset's
+    # 20 epochs on 24 images make this test 45 s)
+    monkeypatch.setattr(claims, "cnncs_config", lambda preset, seed: cnncs.cnncs_config(
+        preset, seed=seed, n_train_images=4, epochs=2, warmup_epochs=1))
+    values = measure("smoke", 0)
+    arms = {"f1_cnncs", "f1_ecnncs1", "f1_ecnncs2", "f1_cnncs_few_lines", "f1_local_maxima",
+            "f1_density"}
+    assert arms <= set(values) and all(0.0 <= values[k] <= 1.0 for k in arms)
+    per_seed = [values, {**values, "f1_cnncs": values["f1_cnncs"] + 0.1}]
+    document = {"preset": "smoke", "seeds": [0, 1], "measurements": per_seed,
+                "claims": [judge(c, per_seed) for c in cnncs.CLAIMS.claims]}
+    path = tmp_path / "reproduce.json"
+    path.write_text(json.dumps(document))
+    rows = cnncs.claims_table(path)
+    assert [r["claim"] for r in rows] == [c.id for c in cnncs.CLAIMS.claims]
+    assert rows[0]["density-map F1"] == pytest.approx(values["f1_density"])
+    assert cnncs.claims_table(tmp_path / "missing.json") == []
 
 
 def test_solver_comparison_trends(smoke: tuple[cnncs.CNNCSConfig, cnncs.CellData]) -> None:
@@ -158,3 +204,30 @@ def test_decode_threshold_on_predicted_codes(
     low = decode(trained.model.codec, sparse, threshold=0.05, bandwidth=4.0)
     high = decode(trained.model.codec, sparse, threshold=0.5, bandwidth=4.0)
     assert sum(map(len, high.candidates)) <= sum(map(len, low.candidates))
+
+
+def test_pretrained_backbone_and_training_the_last_layer_only(
+    smoke: tuple[cnncs.CNNCSConfig, cnncs.CellData], tmp_path
+) -> None:
+    config, data = smoke
+    donor = cnncs.build_cnncs(replace(config, seed=7)).regressor.backbone.state_dict()
+    path = tmp_path / "backbone.pt"
+    torch.save({"state_dict": {f"backbone.{k}": v for k, v in donor.items()}}, path)
+    tuned = replace(config, epochs=1, warmup_epochs=0, variant="cnncs", pretrained_weights=str(path),
+                    train_last_layer_only=True)
+    run = cnncs.train_cnncs(tuned, data)
+    params = dict(run.model.regressor.backbone.named_parameters())
+    assert all(torch.equal(params[k], donor[k]) for k in params)  # loaded, then frozen
+    fresh = cnncs.build_cnncs(tuned).regressor.fc.weight
+    assert not torch.equal(run.model.regressor.fc.weight, fresh)  # the FC layer trained
+    whole = cnncs.train_cnncs(replace(tuned, train_last_layer_only=False), data)
+    first = next(iter(params))
+    assert not torch.equal(dict(whole.model.regressor.backbone.named_parameters())[first], donor[first])
+    with pytest.raises(ConfigError, match="needs pretrained_weights"):
+        cnncs.cnncs_config("smoke", train_last_layer_only=True)
+    with pytest.raises(DataNotFoundError):
+        cnncs.train_cnncs(replace(tuned, pretrained_weights=str(tmp_path / "none.pt")), data)
+    other = replace(config, base_width=4)
+    torch.save(cnncs.build_cnncs(other).regressor.backbone.state_dict(), path)
+    with pytest.raises(ConfigError, match="does not match the backbone"):
+        cnncs.train_cnncs(tuned, data)

@@ -985,11 +985,16 @@ def _codec(**kwargs: Any) -> Build:
     return _raises(cs_codec.ProjectionCodec, **{"height": 16, "width": 16, **kwargs})
 
 
-def _decode(a_hat: Any = None, **kwargs: Any) -> Build:
+#: The count encoding (kept as an option) has its own limits: a candidate needs 2 lines.
+COUNT_CODEC = cs_codec.ProjectionCodec(height=16, width=16, n_lines=4, code_length=8,
+                                       encoding="count")
+
+
+def _decode(a_hat: Any = None, codec: cs_codec.ProjectionCodec = CODEC, **kwargs: Any) -> Build:
     kwargs.setdefault("threshold", 0.5)
     kwargs.setdefault("bandwidth", 3.0)
-    a = torch.zeros(1, CODEC.n_lines, CODEC.n) if a_hat is None else a_hat
-    return _raises(cs_decode.decode, CODEC, a, **kwargs)
+    a = torch.zeros(1, codec.n_lines, codec.n) if a_hat is None else a_hat
+    return _raises(cs_decode.decode, codec, a, **kwargs)
 
 
 D8 = torch.randn(8, 20, generator=torch.Generator().manual_seed(0))
@@ -1041,14 +1046,17 @@ CS_REJECTS = [
     Case("decode-threshold-negative", _decode(threshold=-0.1), r"threshold"),
     Case("decode-threshold-string", _decode(threshold="0.5"), r"threshold.*'0.5'"),
     Case("decode-tolerance-zero", _decode(tolerance=0.0), r"tolerance"),
-    Case("decode-min-votes-one", _decode(min_votes=1), r"min_votes"),
+    Case("decode-min-votes-zero", _decode(min_votes=0), r"min_votes.*\[1, 4\].*0"),
+    Case("decode-min-votes-above-lines", _decode(min_votes=5), r"min_votes.*\[1, 4\].*5"),
+    Case("decode-count-min-votes-one", _decode(min_votes=1, codec=COUNT_CODEC),
+         r"min_votes.*\[2, 4\].*1"),
     Case("decode-min-angle-nan", _decode(min_angle=float("nan")), r"min_angle"),
     Case("decode-min-angle-string", _decode(min_angle="wide"), r"min_angle.*'wide'"),
     Case("decode-count-wrong-shape", _decode(count=torch.zeros(3)), r"count.*\(1,\)"),
     Case("decode-count-nan", _decode(count=torch.tensor([float("nan")])), r"count"),
-    Case("decode-one-line-codec", lambda t: lambda: cs_decode.decode(
-        cs_codec.ProjectionCodec(height=8, width=8, n_lines=1, code_length=4),
-        torch.zeros(1, 1, 12), threshold=0.5, bandwidth=2.0), r"at least 2"),
+    Case("decode-count-one-line-codec", lambda t: lambda: cs_decode.decode(
+        cs_codec.ProjectionCodec(height=8, width=8, n_lines=1, code_length=4, encoding="count"),
+        torch.zeros(1, 1, 12), threshold=0.5, bandwidth=2.0), r"count decoding.*at least 2"),
     Case("decode-peaks-nan", _raises(cs_decode.find_peaks, np.full((2, 5), np.nan),
                                      threshold=0.5), r"finite"),
     Case("decode-mean-shift-3-columns", _raises(cs_decode.mean_shift, np.zeros((4, 3)), 2.0),

@@ -102,6 +102,7 @@ def test_recover_with_another_solver_and_lambda() -> None:
 def test_detect_on_oracle_codes_finds_the_cells() -> None:
     """The decoding path of :meth:`CNNCS.detect` on exact codes: regressor replaced by the truth."""
     model = _model("cnncs").eval()
+    model.solver_iterations = 1000  # signed distances of ~30 px with λ = 0.01: slow to converge
     dense = CODEC.compress(CODEC.sparse(CENTROIDS))
     sparse = model.recover(dense, lam=0.01, solver="fista")
     from wslbench.cs.decode import decode

@@ -8,35 +8,53 @@ matrix ``D (m, n)`` shared by all lines, and the codes of the ``L`` lines are
 concatenated. For multi-task learning (§4.1) the cell count ``c`` is appended
 as ``β·c``: ``label = {x, βc}`` of length ``L·m + 1``.
 
+Two encodings (``encoding``):
+
+* ``"signed"`` (default, the paper's): "cell centroid locations are projected
+  onto these lines, so that signed distances from the straight line denote the
+  cell locations" (§3.1). The observation axis ``l`` lies outside the patch,
+  tangent to its circumscribed circle; a cell projects onto bin ``b`` of the axis
+  and ``a_l[b]`` holds its perpendicular distance ``d`` to the axis (the authors'
+  release, ``Encode_projection.m``, stores that value at that bin, with a minus
+  sign; we store ``d ≥ 0``, the patch side being positive). So each line alone
+  gives one 2-D point per cell — position ``t`` along the axis and distance
+  ``d`` from it — and the other lines are redundant copies of it (Fig. 6). Axes
+  surround the patch: ``θ_l = 2π·l/L`` (the release's ``Create_OA.m``: "regular
+  distributed lines"). A true ``d`` is at least 0 and is small only for cells in
+  a corner facing the axis, which is why the 15-px threshold of §4.3 prunes
+  noise, not cells (``d < 15`` px for a 260-px patch on 13 % of the lines at
+  the very corner, none at the centre).
+* ``"count"`` (an alternative kept from the first implementation): ``a_l[b]`` is
+  the number of cells whose projection falls in bin ``b``; one line gives a 1-D
+  position only, so decoding intersects pairs of lines
+  (:mod:`wslbench.cs.decode`). ``θ_l = π·l/L`` (``θ`` and ``θ + π`` would only
+  mirror each other).
+
 Conventions (the paper does not fix them):
 
 * **Coordinates.** A centroid is ``(row, col)`` in pixels; the patch is the
   closed box ``[0, h] × [0, w]`` (pixel indices ``0 … h−1`` and sub-pixel
   positions up to the far edge are valid). Its centre is ``c = (h/2, w/2)`` and
   ``R = √(h² + w²)/2`` is the radius of its circumscribed circle.
-* **Orientations.** ``θ_l = π·l/L`` for ``l = 0 … L−1`` ("orientations
-  uniformly distributed", §3.1): directions ``θ`` and ``θ + π`` would only
-  mirror each other. Line ``l`` measures along ``u_l = (sin θ_l, cos θ_l)`` in
+* **Directions.** Line ``l`` measures along ``u_l = (sin θ_l, cos θ_l)`` in
   ``(row, col)``: ``θ = 0`` runs along the columns (left to right), ``θ = π/2``
-  along the rows (top to bottom).
+  along the rows (top to bottom); its normal is ``v_l = (−cos θ_l, sin θ_l)``.
 * **Offset.** The position of centroid ``p`` on line ``l`` is
-  ``t = (p − c)·u_l + R`` — its signed distance to the reference line
-  perpendicular to ``u_l`` tangent to the circumscribed circle, which lies
-  outside the patch (§4.3: "the random lines are all located outside of the
-  image patch"), so ``0 ≤ t ≤ 2R ≤ n``. For drawing (Fig. 3), the observation
-  axis is the parallel to ``u_l`` through ``q_l = c − R·u_l + R·v_l`` with
-  ``v_l = (−cos θ_l, sin θ_l)``, also outside the patch; the orthogonal
-  projection of ``p`` onto it is ``q_l + t·u_l``.
+  ``t = (p − c)·u_l + R``, so ``0 ≤ t ≤ 2R ≤ n``. The observation axis is the
+  parallel to ``u_l`` through ``q_l = c − R·u_l + R·v_l``, tangent to the
+  circumscribed circle and outside the patch (§4.3: "the random lines are all
+  located outside of the image patch"); the orthogonal projection of ``p`` onto
+  it is ``q_l + t·u_l`` and its signed distance to it is
+  ``d = R − (p − c)·v_l ∈ [0, 2R]``, so ``p = c + (t − R)·u_l + (R − d)·v_l``.
 * **Discretisation.** ``bin = min(⌊t⌋, n − 1)``: bin ``b`` covers
   ``[b, b + 1)`` (the far end ``t = n``, reachable only when the diagonal is an
   integer, joins the last bin) and decodes to position ``b + 0.5``, so one line
-  locates a cell within half a pixel. ``a_l[b]`` counts the cells in bin ``b``:
-  two cells falling into one bin add up to 2 (§3.1: "two or more cells may be
-  projected to the same location"; the other lines still separate them).
+  locates a cell within half a pixel along the axis. Two cells falling into one
+  bin (§3.1: "two or more cells may be projected to the same location"): the
+  count encoding adds them up; the signed encoding keeps the larger distance
+  (the release keeps the last one written); the other lines still separate them.
   ``bin_size = s`` (default 1 px, the paper's) makes bins ``s`` pixels wide:
-  ``n = ⌈√(h² + w²)/s⌉``, ``bin = min(⌊t/s⌋, n − 1)``, decoded at ``(b + 0.5)·s``;
-  coarser bins trade localisation (±s/2 per line) for a code a small CNN can
-  learn (the small presets use them).
+  ``n = ⌈√(h² + w²)/s⌉``, ``bin = min(⌊t/s⌋, n − 1)``, decoded at ``(b + 0.5)·s``.
 * **Code length.** ``m > n`` is allowed (no compression, e.g. tiny smoke
   patches); the paper's settings have ``m ≪ n`` (``m = 112``, ``n = 368`` for
   260-px patches, §4.3).
@@ -53,6 +71,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from numbers import Real
+from typing import Literal
 
 import numpy as np
 import torch
@@ -61,7 +80,10 @@ from torch import Tensor
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.validation import check_int
 
-__all__ = ["LineGeometry", "ProjectionCodec", "MAX_CODE_ENTRIES"]
+__all__ = ["ENCODINGS", "LineGeometry", "ProjectionCodec", "MAX_CODE_ENTRIES"]
+
+#: The two encodings of a cell on a line (module docstring).
+ENCODINGS = ("signed", "count")
 
 #: Largest ``max(m, L) · n`` a codec accepts (the paper: 112 · 368 ≈ 4·10⁴): far above any
 #: real patch, small enough that ``D`` and one patch's sparse code fit in memory (about
@@ -97,10 +119,12 @@ class ProjectionCodec:
         count_weight: ``β``, the weight of the count appended to the label (paper: 0.2).
         seed: seed of the sensing matrix ``D``.
         bin_size: width of a position bin in pixels (1 in the paper; see the module docstring).
+        encoding: ``"signed"`` (the paper's signed distances, §3.1) or ``"count"`` (cell
+            counts per bin, the alternative); see the module docstring.
 
     Raises:
-        ConfigError: a size, count or seed is not a positive integer, or ``β`` is not a
-            finite positive number.
+        ConfigError: a size, count or seed is not a positive integer, ``β`` is not a
+            finite positive number, or ``encoding`` is unknown.
     """
 
     height: int
@@ -110,8 +134,13 @@ class ProjectionCodec:
     count_weight: float = 0.2
     seed: int = 0
     bin_size: float = 1.0
+    encoding: Literal["signed", "count"] = "signed"
 
     def __post_init__(self) -> None:
+        if self.encoding not in ENCODINGS:
+            raise ConfigError(
+                f"unknown encoding {self.encoding!r}; expected one of: {', '.join(ENCODINGS)}"
+            )
         check_int("height", self.height, minimum=1)
         check_int("width", self.width, minimum=1)
         check_int("n_lines", self.n_lines, minimum=1)
@@ -156,14 +185,21 @@ class ProjectionCodec:
 
     @property
     def angles(self) -> Tensor:
-        """Orientations ``θ_l = π·l/L``, ``(L,)`` float64."""
-        return torch.arange(self.n_lines, dtype=torch.float64) * (math.pi / self.n_lines)
+        """Orientations ``θ_l = 2π·l/L`` (signed) or ``π·l/L`` (count), ``(L,)`` float64."""
+        turn = 2 * math.pi if self.encoding == "signed" else math.pi
+        return torch.arange(self.n_lines, dtype=torch.float64) * (turn / self.n_lines)
 
     @property
     def directions(self) -> np.ndarray:
         """Unit vectors ``u_l = (sin θ_l, cos θ_l)`` in ``(row, col)``, ``(L, 2)``."""
         theta = self.angles.numpy()
         return np.stack([np.sin(theta), np.cos(theta)], axis=1)
+
+    @property
+    def normals(self) -> np.ndarray:
+        """Unit normals ``v_l = (−cos θ_l, sin θ_l)`` pointing from the patch to axis ``l``."""
+        u = self.directions
+        return np.stack([-u[:, 1], u[:, 0]], axis=1)
 
     def line_geometry(self) -> LineGeometry:
         """Observation axes outside the patch, parallel to ``u_l`` (Fig. 3).
@@ -172,8 +208,7 @@ class ProjectionCodec:
         ``v_l = (−cos θ_l, sin θ_l)``: it is tangent to the circumscribed circle, so
         it never crosses the patch, and a centroid projects onto it at ``q_l + t·u_l``.
         """
-        u = self.directions
-        v = np.stack([-u[:, 1], u[:, 0]], axis=1)
+        u, v = self.directions, self.normals
         origins = self.centre - self.radius * u + self.radius * v
         return LineGeometry(origins=origins, directions=u, length=2 * self.radius)
 
@@ -232,16 +267,37 @@ class ProjectionCodec:
         self._check_points(points, "centroids")
         return torch.from_numpy(self._project(points))
 
+    def _distance(self, points: np.ndarray) -> np.ndarray:
+        return self.radius - (points - self.centre) @ self.normals.T
+
+    def distances(self, centroids: np.ndarray | Tensor) -> Tensor:
+        """Signed distances ``d = R − (p − c)·v_l`` of centroids to every axis (§3.1, Fig. 3).
+
+        Args:
+            centroids: ``(..., 2)`` ``(row, col)`` pixels.
+
+        Returns:
+            ``(..., L)`` float64 distances in ``[0, 2R]`` (positive on the patch's side).
+
+        Raises:
+            InvalidInputError: wrong shape, NaN, or a centroid outside the patch.
+        """
+        points = _as_numpy(centroids, "centroids")
+        self._check_points(points, "centroids")
+        return torch.from_numpy(self._distance(points))
+
     def sparse(self, centroids: Sequence[np.ndarray | Tensor]) -> Tensor:
-        """Sparse codes ``a_l``: cell counts per position bin on every line (§3.1).
+        """Sparse codes ``a_l`` of every line (§3.1): at the bin where a cell projects, its
+        signed distance to the axis (``"signed"``) or the number of cells (``"count"``).
 
         Args:
             centroids: one ``(k_i, 2)`` array of ``(row, col)`` pixels per patch (``k_i``
                 may be 0; an empty list ``[]`` also means no cell).
 
         Returns:
-            ``(B, L, n)`` float32; ``a[i, l, b]`` is the number of cells of patch ``i``
-            whose position on line ``l`` falls in bin ``b = min(⌊t⌋, n − 1)``.
+            ``(B, L, n)`` float32; ``a[i, l, b]`` is, over the cells of patch ``i`` whose
+            position on line ``l`` falls in bin ``b = min(⌊t/s⌋, n − 1)``, the largest
+            distance ``d`` (signed) or their number (count); 0 where no cell falls.
 
         Raises:
             InvalidInputError: not a sequence, an item of the wrong shape, NaN, or a
@@ -256,9 +312,12 @@ class ProjectionCodec:
         bins = np.clip(np.floor(self._project(points) / self.bin_size), 0, self.n - 1).astype(np.int64)
         image = np.repeat(np.arange(len(items)), sizes)[:, None].repeat(self.n_lines, axis=1)
         line = np.broadcast_to(np.arange(self.n_lines), bins.shape)
-        index = tuple(torch.from_numpy(np.array(i).ravel()) for i in (image, line, bins))
-        a.index_put_(index, torch.ones(bins.size), accumulate=True)
-        return a
+        flat = torch.from_numpy(((image * self.n_lines + line) * self.n + bins).ravel())
+        if self.encoding == "count":
+            values = torch.ones(bins.size)
+            return a.view(-1).index_add_(0, flat, values).view_as(a)
+        values = torch.from_numpy(self._distance(points).ravel()).float()
+        return a.view(-1).scatter_reduce_(0, flat, values, "amax").view_as(a)
 
     def compress(self, a: Tensor, D: Tensor | None = None) -> Tensor:
         """Dense codes ``x_l = D a_l`` for every line (eq. 1), differentiable in ``a`` and ``D``.
@@ -300,7 +359,7 @@ class ProjectionCodec:
         """
         a = self.sparse(centroids)
         x = self.compress(a).reshape(len(a), -1)
-        count = a[:, 0].sum(dim=1, keepdim=True)
+        count = torch.tensor([[float(len(p))] for p in self._batch(centroids)]).reshape(-1, 1)
         return torch.cat([x, self.count_weight * count], dim=1)
 
     def split(self, code: Tensor) -> tuple[Tensor, Tensor]:

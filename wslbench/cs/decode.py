@@ -1,12 +1,41 @@
-"""Decoding recovered sparse codes into cell centres: peaks, voting, mean-shift (Xue et al., §4.3).
+"""Decoding recovered sparse codes into cell centres: peaks, mean-shift (Xue et al., §4.3, Fig. 6).
+
+**Signed-distance codes** (the paper's, :class:`~wslbench.cs.codec.ProjectionCodec`
+with ``encoding="signed"``): every line alone locates every cell (Fig. 6: "Green
+crosses indicate cell positions predicted by an observation axes. Red cross
+indicates the final detected cell position, which is the average of green
+crosses"):
+
+1. **Threshold and peaks.** On each line, bins with ``â ≥ threshold`` (§4.3: "we
+   apply a threshold value to it to prune out noises [...] we set it at 15
+   pixels") that are the maximum of their window ``b ± peak_radius``. A peak's
+   distance is the sum of the window's positive values and its position their
+   weighted mean of the window's bin centres: a predicted code that is unsure of
+   a cell's bin spreads its distance over neighbouring bins, and the sum restores
+   it (the peak value alone would put the point too far from the axis by the
+   part spilled over). ``peak_radius = 0``: every bin above the threshold on its
+   own, as in the authors' ``Decode_recovery.m``.
+2. **One 2-D point per peak and line**: ``p = c + (t − R)·u_l + (R − d)·v_l``
+   (the green crosses); points outside the patch (by more than one bin) are dropped.
+3. **Mean-shift** of all lines' points with a flat kernel of radius
+   ``bandwidth`` (40 px in §4.3), seeded at the points (as the authors'
+   ``MeanShiftCluster.m``; grid seeds between two cells closer than twice the
+   bandwidth would pull them into one mode), then each point joins its nearest mode and a
+   cell is the **average** of its cluster (the red cross), scored by the
+   cluster's size. Clusters of fewer than ``min_votes`` points (default
+   ``⌈L/3⌉``, our choice: a true cell gets one point from nearly every line,
+   noise a few) are dropped; with a predicted ``count`` only the ``round(count)``
+   largest are kept.
+
+**Count codes** (``encoding="count"``, the alternative): one line gives a 1-D
+position only, so cells come from intersecting lines:
 
 "After reconstructing signal â, we apply a threshold value to it to prune out
 noises" and "multiple predictions by multiple observations require clustering.
 Thus, we needed to perform mean shift clustering [...] The bandwidth for mean
 shift method is tuned as a hyper parameter" (§4.3; Fig. 6: green crosses are
-the predictions of the observation axes, the red cross their average). The
-authors' release speaks of "voting and mean-shift" without details, so this
-module fixes the steps below, image by image (vectorised over lines):
+the predictions of the observation axes, the red cross their average). For
+count codes these steps are ours, image by image (vectorised over lines):
 
 1. **Peaks.** On each line, bin ``b`` is a peak when ``â[b] >= threshold`` and it
    is the maximum of the window ``b ± peak_radius`` (ties go to the leftmost
@@ -63,7 +92,8 @@ class Decoded:
 
     Attributes:
         centres: ``(k, 2)`` ``(row, col)`` cell centres, best supported first.
-        candidates: ``(c, 2)`` back-projected points that passed the vote (Fig. 6 green).
+        candidates: ``(c, 2)`` per-line points (signed codes) or back-projected points
+            that passed the vote (count codes): the green crosses of Fig. 6.
         peaks: per line, the ``(p_l,)`` peak positions on that line.
         support: ``(k,)`` number of candidates within ``bandwidth`` of each centre,
             a detection score.
@@ -93,6 +123,14 @@ def find_peaks(
         InvalidInputError: ``a_hat`` is not a finite ``(L, n)`` array.
         ConfigError: ``threshold`` is not positive or ``radius`` is negative.
     """
+    line, position, weights = _peak_windows(a_hat, threshold, radius)
+    return line, position, weights[:, radius]
+
+
+def _peak_windows(
+    a_hat: np.ndarray, threshold: float, radius: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(line, refined position, (P, 2r+1) positive window values)`` of every peak."""
     a_hat = np.asarray(a_hat, dtype=np.float64)
     if a_hat.ndim != 2 or not np.isfinite(a_hat).all():
         raise InvalidInputError(f"a_hat must be a finite (L, n) array, got shape {a_hat.shape}")
@@ -107,7 +145,7 @@ def find_peaks(
     weights = np.clip(windows[line, index], 0, None)
     centres = index[:, None] + np.arange(-radius, radius + 1) + 0.5
     position = (weights * centres).sum(axis=1) / weights.sum(axis=1)
-    return line, position, a_hat[line, index]
+    return line, position, weights
 
 
 def _neighbours(centres: np.ndarray, tree: cKDTree, radius: float) -> np.ndarray:
@@ -116,19 +154,23 @@ def _neighbours(centres: np.ndarray, tree: cKDTree, radius: float) -> np.ndarray
 
 
 def mean_shift(
-    points: np.ndarray, bandwidth: float, max_iter: int = 300
+    points: np.ndarray, bandwidth: float, max_iter: int = 300, *, bin_seeding: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Flat-kernel mean-shift modes of 2D points (step 4; Cheng 1995).
 
     Seeds are the points binned on a grid of step ``bandwidth``; each seed moves to
     the mean of the points within ``bandwidth`` until it moves less than
     ``1e-3·bandwidth``; modes closer than ``bandwidth`` to a better supported one
-    are merged into it (scikit-learn's ``MeanShift(bin_seeding=True)``).
+    are merged into it (scikit-learn's ``MeanShift(bin_seeding=True)``). With
+    ``bin_seeding=False`` the seeds are the distinct points themselves (as the
+    authors' ``MeanShiftCluster.m``), so no seed starts between two groups of
+    points and groups more than ``bandwidth`` apart stay apart.
 
     Args:
         points: ``(N, 2)``.
         bandwidth: kernel radius.
         max_iter: iteration cap.
+        bin_seeding: seeds on a grid (fewer seeds) or at the points.
 
     Returns:
         Modes ``(k, 2)`` sorted by decreasing support, and their support ``(k,)`` (points
@@ -144,7 +186,8 @@ def mean_shift(
     check_number("bandwidth", bandwidth)
     if len(points) == 0:
         return np.zeros((0, 2)), np.zeros(0, dtype=np.int64)
-    seeds = np.unique(np.round(points / bandwidth), axis=0) * bandwidth
+    seeds = (np.unique(np.round(points / bandwidth), axis=0) * bandwidth if bin_seeding
+             else np.unique(points, axis=0))
     tree = cKDTree(points)
     active = np.arange(len(seeds))
     for _ in range(max_iter):
@@ -312,6 +355,41 @@ def _decode_one(
     return centres, points, peaks, support[kept]
 
 
+def _decode_signed_one(
+    codec: ProjectionCodec,
+    a_hat: np.ndarray,
+    *,
+    threshold: float,
+    bandwidth: float,
+    min_votes: int,
+    peak_radius: int,
+    keep: int | None,
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
+    """Signed-distance codes of one image → centres (steps 1–3 of the module docstring)."""
+    line, position, weights = _peak_windows(a_hat, threshold, peak_radius)
+    t = position * codec.bin_size  # bin units → pixels along the axis
+    d = weights.sum(axis=1)
+    points = (codec.centre + (t - codec.radius)[:, None] * codec.directions[line]
+              + (codec.radius - d)[:, None] * codec.normals[line])
+    margin = codec.bin_size
+    inside = ((points >= -margin) & (points <= np.array([codec.height, codec.width]) + margin)).all(1)
+    line, t, points = line[inside], t[inside], points[inside]
+    peaks = [t[line == k] for k in range(codec.n_lines)]
+    empty = np.zeros((0, 2))
+    if len(points) == 0:
+        return empty, points, peaks, np.zeros(0, dtype=np.int64)
+    modes, _ = mean_shift(points, bandwidth, bin_seeding=False)
+    distance, nearest = cKDTree(modes).query(points)
+    member = distance <= bandwidth
+    size = np.bincount(nearest[member], minlength=len(modes))
+    sums = np.stack([np.bincount(nearest[member], points[member, k], minlength=len(modes))
+                     for k in (0, 1)], axis=1)
+    order = np.argsort(-size, kind="stable")
+    order = order[size[order] >= min_votes][:keep]
+    centres = np.clip(sums[order] / size[order, None], 0, [codec.height, codec.width])
+    return centres, points, peaks, size[order]
+
+
 def decode(
     codec: ProjectionCodec,
     a_hat: Tensor,
@@ -325,28 +403,34 @@ def decode(
     max_peaks: int = 32,
     min_angle: float = 5 * math.pi / 12,
 ) -> Decoded:
-    """Cell centres from recovered sparse codes â (§4.3: threshold, voting, mean-shift).
+    """Cell centres from recovered sparse codes â (§4.3: threshold, mean-shift; Fig. 6).
+
+    The codec's ``encoding`` chooses the decoder (module docstring): per-line 2-D
+    points and mean-shift for signed distances, intersections and voting for counts.
 
     Args:
         codec: the codec that made the codes.
         a_hat: ``(B, L, n)`` recovered sparse codes (true codes decode to within a
             fraction of a pixel of the centroids).
-        threshold: minimum peak value in â (``1`` is one cell in a true code; the
-            paper's "15 pixels", §4.3, is on a scale it does not state).
+        threshold: minimum value of a peak in â: a distance in pixels for signed codes
+            (§4.3: 15 px), a number of cells for count codes (``1`` is one cell).
         bandwidth: mean-shift radius in pixels (paper: 40 for 260-px patches); of
             cells closer than about ``bandwidth`` only one is found.
         count: ``(B,)`` predicted counts (e.g. from :meth:`ProjectionCodec.split`); if
             given, at most ``round(count)`` centres are kept per image.
-        min_votes: lines that must support a candidate, ``2 … L``; default ``max(2, ⌈L/2⌉)``.
-        tolerance: distance in pixels between a candidate's projection and a peak for
-            that line to vote for it; ``None``: max(2, ``codec.bin_size``).
+        min_votes: signed codes: the smallest cluster of per-line points kept as a cell,
+            ``1 … L``, default ``⌈L/3⌉``; count codes: lines that must support a
+            candidate, ``2 … L``, default ``max(2, ⌈L/2⌉)``.
+        tolerance: count codes only: distance in pixels between a candidate's
+            projection and a peak for that line to vote for it; ``None``:
+            max(2, ``codec.bin_size``).
         peak_radius: half-width in bins of the peak window (non-maximum suppression).
-        max_peaks: the highest peaks kept per line; the work grows with its square, so
-            it bounds the time spent on noisy codes with a low threshold.
-        min_angle: smallest orientation difference of two lines whose peaks are
-            intersected, in radians; the default 75° keeps an intersection's error
-            within ``1/√(1 − cos 75°) ≈ 1.16×`` the norm of the two position errors
-            and intersects each line with 4 others when ``L = 27``.
+        max_peaks: count codes only: the highest peaks kept per line; the work grows
+            with its square, so it bounds the time spent on noisy codes.
+        min_angle: count codes only: smallest orientation difference of two lines
+            whose peaks are intersected, in radians; the default 75° keeps an
+            intersection's error within ``1/√(1 − cos 75°) ≈ 1.16×`` the norm of the
+            two position errors and intersects each line with 4 others when ``L = 27``.
 
     Returns:
         :class:`Decoded`; images without peaks give ``(0, 2)`` arrays.
@@ -362,16 +446,20 @@ def decode(
     values = a_hat.detach().cpu().double().numpy()
     if not np.isfinite(values).all():
         raise InvalidInputError("a_hat contains NaN or infinite values; expected finite codes")
-    if lines < 2:
-        raise ConfigError(f"decoding needs at least 2 observation lines, the codec has {lines}")
-    min_votes = max(2, math.ceil(lines / 2)) if min_votes is None else min_votes
+    signed = codec.encoding == "signed"
+    if lines < 2 and not signed:
+        raise ConfigError(f"count decoding needs at least 2 observation lines, the codec has {lines}")
+    fewest = 1 if signed else 2
+    if min_votes is None:
+        min_votes = math.ceil(lines / 3) if signed else max(2, math.ceil(lines / 2))
     check_number("threshold", threshold)
     check_number("bandwidth", bandwidth)
     if tolerance is None:  # 2 px, or one bin when bins are coarser
         tolerance = max(2.0, codec.bin_size)
     check_number("tolerance", tolerance)
-    if isinstance(min_votes, bool) or not isinstance(min_votes, int) or not 2 <= min_votes <= lines:
-        raise ConfigError(f"min_votes must be an integer in [2, {lines}], got {min_votes!r}")
+    if isinstance(min_votes, bool) or not isinstance(min_votes, int) \
+            or not fewest <= min_votes <= lines:
+        raise ConfigError(f"min_votes must be an integer in [{fewest}, {lines}], got {min_votes!r}")
     if isinstance(peak_radius, bool) or not isinstance(peak_radius, int) or peak_radius < 0:
         raise ConfigError(f"peak_radius must be an integer >= 0, got {peak_radius!r}")
     if isinstance(max_peaks, bool) or not isinstance(max_peaks, int) or max_peaks < 1:
@@ -389,10 +477,17 @@ def decode(
             raise InvalidInputError("count contains NaN or infinite values; expected finite counts")
         keeps = [max(round(c), 0) for c in counts]
 
+    out = Decoded(centres=[], candidates=[], peaks=[], support=[])
+    if signed:
+        for image, keep in zip(values, keeps):
+            decoded = _decode_signed_one(codec, image, threshold=threshold, bandwidth=bandwidth,
+                                         min_votes=min_votes, peak_radius=peak_radius, keep=keep)
+            for field, value in zip(("centres", "candidates", "peaks", "support"), decoded):
+                getattr(out, field).append(value)
+        return out
     pairs = _pairs(codec.angles.numpy(), min_angle)
     u = codec.directions
     inverses = np.linalg.inv(np.stack([u[pairs[:, 0]], u[pairs[:, 1]]], axis=1))  # (Q, 2, 2)
-    out = Decoded(centres=[], candidates=[], peaks=[], support=[])
     for image, keep in zip(values, keeps):
         centres, candidates, peaks, support = _decode_one(
             codec,

@@ -21,8 +21,9 @@ about 10–16 px across).
 * **Findings**: the cells, best supported first, with their ``(row, col)`` centre
   and, as score, their support (voted candidates within the bandwidth); at most
   :data:`MAX_LISTED` are listed, all are counted and marked.
-* **Threshold** slider: the peak threshold on the recovered â (``1`` is one cell
-  in a true code; the presets use 0.1). The tiles' codes are computed once per
+* **Threshold** slider: the peak threshold on the recovered â, a signed distance
+  in pixels (Xue et al. 4.3: 15 px on 260-px patches; the demo preset 4 px on
+  64-px patches), from :data:`MIN_THRESHOLD` to :data:`MAX_THRESHOLD`. The tiles' codes are computed once per
   image (:func:`~wslbench.experiments.cnncs.image_codes`); moving the slider only
   re-decodes them (:func:`~wslbench.experiments.cnncs.decode_image_codes`, no CNN
   run) and updates the count, the markers and the findings list. Opacity changes
@@ -66,6 +67,8 @@ MAX_SIDE = 512
 MAX_LISTED = 300
 #: Smallest threshold the slider offers (the decoder needs a positive one).
 MIN_THRESHOLD = 0.05
+#: Largest threshold the slider offers (px: the paper's 15 px and room above it).
+MAX_THRESHOLD = 40.0
 
 
 def _train(config: cnncs.CNNCSConfig, progress: ProgressCallback | None) -> tuple[nn.Module, dict]:
@@ -236,6 +239,7 @@ class CellView(OverlayView):
 
     def __init__(self) -> None:
         super().__init__(cmap="jet", opacity=0.5, threshold=0.2)
+        self.threshold.max, self.threshold.step = MAX_THRESHOLD, 0.5
         self.threshold.min = MIN_THRESHOLD
         self.on_detections: list[Callable[[], None]] = []
 

@@ -9,7 +9,7 @@ judged by :func:`wslbench.claims.judge`. ``DIR/reproduce.json``::
      "seconds": 612.4, "provenance": {...},
      "claims": [{"id", "statement", "metric", "arms": {arm: [per seed]}, "effect",
                  "ci95": [lo, hi], "threshold", "reproduced", ...}],
-     "measurements": [{name: value} per seed]}
+     "measurements": [{name: value} per seed]}  (every arm, also those no claim uses)
 
 With ``record``, the same file goes to ``benchmarks/reproduce/<notebook>.json``
 of the checkout, where the README's reproduction table reads it.

@@ -76,8 +76,9 @@ def detection_grid_figure(
 
 
 def encoding_figure(codec: ProjectionCodec, image: object, centroids: object, *, lines: int = 3) -> Figure:
-    """Fig. 3: the patch with its observation lines and the projections of the centroids,
-    the sparse codes a_l and the dense codes x_l = D a_l of the first ``lines`` lines."""
+    """Fig. 3: the patch with its observation lines and the projections of the centroids
+    (dotted: the perpendicular whose length is the signed distance stored in ``a_l``),
+    the sparse codes a_l and the dense codes x_l = D a_l of ``lines`` of the lines."""
     pts = _points(centroids)
     geometry = codec.line_geometry()
     shown = np.linspace(0, codec.n_lines - 1, min(lines, codec.n_lines)).round().astype(int)
@@ -111,7 +112,8 @@ def encoding_figure(codec: ProjectionCodec, image: object, centroids: object, *,
         b.bar(np.arange(codec.code_length), dense[line], color=colour)
         b.set_ylabel(f"x_{line}", color=colour)
         if k == 0:
-            a.set_title(f"sparse codes (n = {codec.n})", fontsize=9)
+            what = "signed distances (px)" if codec.encoding == "signed" else "cell counts"
+            a.set_title(f"sparse codes a_l: {what} at the projection bin (n = {codec.n})", fontsize=9)
             b.set_title(f"dense codes x = D a (m = {codec.code_length})", fontsize=9)
     fig.tight_layout()
     return fig

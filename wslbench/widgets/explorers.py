@@ -138,7 +138,8 @@ def detection_explorer(run: object, data: object, *, index: int = 0,
 
     def draw(params: dict[str, object], progress: ProgressCallback | None = None) -> None:
         lam, bw = float(params["lam"]), float(params["bandwidth"])  # type: ignore[arg-type]
-        decoded = cnncs.detect_cells(run.model, dense, lam=lam, threshold=c.threshold, bandwidth=bw)
+        decoded = cnncs.detect_cells(run.model, dense, lam=lam, threshold=c.threshold, bandwidth=bw,
+                                      peak_radius=c.peak_radius)
         m = cnncs.evaluate_detections(decoded.centres, data.test_centroids, data.rho)
         note.value = (f"λ = {lam:g}, bandwidth = {bw:g} px: precision {m['precision']:.3f}, "
                       f"recall {m['recall']:.3f}, F1 {m['f1']:.3f} on {len(dense)} test patches")

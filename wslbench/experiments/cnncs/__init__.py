@@ -18,6 +18,10 @@ the ResNet so that the three variants train in minutes on a CPU."""
 
 from __future__ import annotations
 
+from wslbench.experiments.cnncs.claims import (
+    CLAIMS,
+    claims_table,
+)
 from wslbench.experiments.cnncs.config import (
     CNNCS_PRESETS,
     CNNCSConfig,
@@ -50,10 +54,12 @@ from wslbench.experiments.cnncs.train import (
     decode_image_codes,
     detect_in_image,
     evaluate_cnncs,
+    evaluate_cnncs_images,
     image_codes,
+    load_backbone,
     real_image_detections,
     train_cnncs,
     train_cnncs_cached,
 )
 
-__all__ = ["CNNCSConfig", "CNNCS_PRESETS", "cnncs_config", "CellData", "make_cell_data", "build_codec", "build_cnncs", "CNNCSTraining", "train_cnncs", "train_cnncs_cached", "predict_codes", "detect_cells", "evaluate_detections", "evaluate_cnncs", "compare_variants", "train_density_baseline", "evaluate_density_baseline", "evaluate_local_maxima", "solver_comparison", "detect_in_image", "RealDetection", "real_image_detections", "save_model", "ImageCodes", "ImageDetections", "image_codes", "decode_image_codes"]
+__all__ = ["CLAIMS", "claims_table", "CNNCSConfig", "CNNCS_PRESETS", "cnncs_config", "CellData", "make_cell_data", "build_codec", "build_cnncs", "load_backbone", "CNNCSTraining", "train_cnncs", "train_cnncs_cached", "predict_codes", "detect_cells", "evaluate_detections", "evaluate_cnncs", "evaluate_cnncs_images", "compare_variants", "train_density_baseline", "evaluate_density_baseline", "evaluate_local_maxima", "solver_comparison", "detect_in_image", "RealDetection", "real_image_detections", "save_model", "ImageCodes", "ImageDetections", "image_codes", "decode_image_codes"]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from wslbench.checkpoint import load_state_dict
 from wslbench.cs.codec import ProjectionCodec
 from wslbench.cs.decode import decode
 from wslbench.data.cell_loaders import load_cell_folder
@@ -38,14 +39,33 @@ from wslbench.progress import ProgressCallback, report, stop_if_interrupted
 from wslbench.seeding import seed_everything
 from wslbench.training.loop import StepOutput, fit
 
-__all__ = ["build_codec", "build_cnncs", "CNNCSTraining", "train_cnncs", "train_cnncs_cached", "evaluate_cnncs", "compare_variants", "detect_in_image", "real_image_detections", "image_codes", "decode_image_codes"]
+__all__ = ["build_codec", "build_cnncs", "load_backbone", "CNNCSTraining", "train_cnncs", "train_cnncs_cached", "evaluate_cnncs", "compare_variants", "detect_in_image", "evaluate_cnncs_images", "real_image_detections", "image_codes", "decode_image_codes"]
 
 
 def build_codec(config: CNNCSConfig) -> ProjectionCodec:
     """The random-projection codec of the config's patch size, L, m, β and seed (3.1)."""
     return ProjectionCodec(height=config.patch_size, width=config.patch_size,
                            n_lines=config.n_lines, code_length=config.m,
-                           count_weight=config.beta, seed=config.seed, bin_size=config.bin_size)
+                           count_weight=config.beta, seed=config.seed, bin_size=config.bin_size,
+                           encoding=config.encoding)
+
+
+def load_backbone(model: CNNCS, path: str) -> None:
+    """Load a local state dict into the ResNet backbone of ``model`` (4.1's pretrained ResNet).
+
+    Raises:
+        DataNotFoundError, DataFormatError, UnsafeFileError: the file is missing, unreadable
+            or not a state dict of tensors.
+        ConfigError: its names or shapes do not match the config's backbone.
+    """
+    state = load_state_dict(path)
+    state = {k.removeprefix("regressor.").removeprefix("backbone."): v for k, v in state.items()
+             if not k.removeprefix("regressor.").startswith("fc.")}
+    try:
+        model.regressor.backbone.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ConfigError(f"{path} does not match the backbone of this config (depth, base_width, "
+                          f"output_stride): {exc}") from exc
 
 
 def build_cnncs(config: CNNCSConfig) -> CNNCS:
@@ -76,10 +96,18 @@ def train_cnncs(
     through :func:`wslbench.training.fit` (a cancel returns the model so far, ``interrupted``)."""
     seed_everything(config.seed)
     device = _device(config)
-    model = build_cnncs(config).to(device)
+    model = build_cnncs(config)
+    if config.pretrained_weights is not None:
+        load_backbone(model, config.pretrained_weights)
+    model = model.to(device)
+    model.set_code_scale(data.train_centroids)
     recovery = [p for name, p in model.named_parameters() if not name.startswith("regressor.")]
+    regressor = model.regressor.parameters()
+    if config.train_last_layer_only:
+        model.regressor.backbone.requires_grad_(False)
+        regressor = model.regressor.fc.parameters()
     optimiser = torch.optim.Adam([
-        {"params": model.regressor.parameters()},
+        {"params": regressor},
         {"params": recovery, "lr": config.recovery_lr, "weight_decay": 0.0},
     ], lr=config.lr, weight_decay=config.weight_decay)
     n = len(data.train_patches)
@@ -116,7 +144,7 @@ def train_cnncs(
 _TRAININGS = ExperimentCache("cnncs trainings")
 
 
-_DETECTION_FIELDS = ("threshold", "bandwidth", "rho")
+_DETECTION_FIELDS = ("threshold", "bandwidth", "rho", "peak_radius")
 
 
 def _training_key(config: CNNCSConfig) -> CNNCSConfig:
@@ -134,13 +162,14 @@ def train_cnncs_cached(
 
 
 def evaluate_cnncs(run: CNNCSTraining, data: CellData, **overrides: float) -> dict[str, float]:
-    """P/R/F1 of a trained detector on the test patches (``threshold``, ``bandwidth``, ``lam``
-    default to the run's config)."""
+    """P/R/F1 of a trained detector on the test patches, a diagnostic (the paper's numbers are
+    on whole images: :func:`evaluate_cnncs_images`); ``threshold``, ``bandwidth``, ``lam``
+    default to the run's config."""
     c = run.config
     decoded = detect_cells(run.model, predict_codes(run.model, data.test_patches),
                            lam=overrides.get("lam", c.lam),
                            threshold=overrides.get("threshold", c.threshold),
-                           bandwidth=overrides.get("bandwidth", c.bandwidth))
+                           bandwidth=overrides.get("bandwidth", c.bandwidth), peak_radius=c.peak_radius)
     return evaluate_detections(decoded.centres, data.test_centroids, data.rho)
 
 
@@ -151,7 +180,9 @@ def compare_variants(
     variants: Sequence[str] = CNNCS_VARIANTS,
     progress: ProgressCallback | None = None,
 ) -> list[dict[str, object]]:
-    """Table 2: P/R/F1 of each variant, the density-map baseline and the local-maximum floor."""
+    """Table 2: P/R/F1 on the whole test images (4.2) of each variant, the density-map baseline
+    and the local-maximum floor; ``patch_f1`` is the variants' F1 on the test patches, a
+    diagnostic only."""
     steps = len(variants) + 1
     rows: list[dict[str, object]] = []
     for k, variant in enumerate(variants):
@@ -160,8 +191,9 @@ def compare_variants(
 
         run = train_cnncs_cached(replace(config, variant=variant), data, progress=step)
         stop_if_interrupted(run, f"training {variant}")
-        rows.append({"method": variant.upper().replace("ECNNCS", "ECNNCS-"), **evaluate_cnncs(run, data),
-                     "train_s": run.seconds})
+        rows.append({"method": variant.upper().replace("ECNNCS", "ECNNCS-"),
+                     **evaluate_cnncs_images(run, data),
+                     "patch_f1": evaluate_cnncs(run, data)["f1"], "train_s": run.seconds})
 
     def density_step(i: int, n: int, logs: Mapping[str, float]) -> None:
         report(progress, (steps - 1) * n + i, steps * n, logs)
@@ -198,16 +230,23 @@ def detect_in_image(
     threshold: float | None = None,
     bandwidth: float | None = None,
 ) -> np.ndarray:
-    """Cell centres ``(k, 2)`` (row, col) of a whole image of any size ≥ the patch size:
-    tiles overlapping by the bandwidth, detections merged back (closer than ρ-like
-    ``bandwidth`` apart: one cell)."""
+    """Cell centres ``(k, 2)`` (row, col) of a whole image of any size ≥ the patch size
+    (4.2–4.3 on whole test images): tiles overlapping by twice the bandwidth, each decoded
+    by mean-shift (Fig. 6), detections merged back best supported first (closer than
+    ``bandwidth``: one cell)."""
+    codes = image_codes(run, image, lam=lam, bandwidth=bandwidth)
+    return decode_image_codes(run, codes, threshold=threshold).centres
+
+
+def evaluate_cnncs_images(run: CNNCSTraining, data: CellData, **overrides: float) -> dict[str, float]:
+    """P/R/F1 at ρ over the whole test images (4.2), through :func:`detect_in_image`
+    (``threshold``, ``bandwidth``, ``lam`` default to the run's config)."""
     c = run.config
-    tiles, origins, bw, _ = _image_tiles(run, image, bandwidth)
-    decoded = detect_cells(run.model, predict_codes(run.model, torch.as_tensor(tiles)),
-                           lam=c.lam if lam is None else lam,
-                           threshold=c.threshold if threshold is None else threshold, bandwidth=bw)
-    points, _ = merge_tile_detections(decoded.centres, origins, min_distance=bw)
-    return points
+    found = [detect_in_image(run, image, lam=overrides.get("lam", c.lam),
+                             threshold=overrides.get("threshold", c.threshold),
+                             bandwidth=overrides.get("bandwidth", c.bandwidth))
+             for image in data.test_images]
+    return evaluate_detections(found, data.test_image_centroids, data.rho)
 
 
 def real_image_detections(
@@ -267,11 +306,9 @@ def decode_image_codes(
     """Decode cached :class:`ImageCodes` at ``threshold`` (default the run's): the same centres
     as :func:`detect_in_image` with the same settings, plus each centre's support."""
     t = run.config.threshold if threshold is None else float(threshold)
-    decoded = decode(run.model.codec, codes.sparse, threshold=t, bandwidth=codes.bandwidth)
-    points, _ = merge_tile_detections(decoded.centres, codes.origins, min_distance=codes.bandwidth)
-    shifted = [np.asarray(p, float).reshape(-1, 2) + o for p, o in zip(decoded.centres, codes.origins)]
-    every = np.concatenate(shifted) if shifted else np.zeros((0, 2))
-    scores = np.concatenate([np.asarray(s, float).reshape(-1) for s in decoded.support]) if shifted else np.zeros(0)
-    support = np.array([scores[np.argmin(np.abs(every - p).sum(1))] for p in points], float)
+    decoded = decode(run.model.codec, codes.sparse, threshold=t, bandwidth=codes.bandwidth,
+                     peak_radius=run.config.peak_radius)
+    points, support = merge_tile_detections(decoded.centres, codes.origins, min_distance=codes.bandwidth,
+                                            scores=[np.asarray(s, float) for s in decoded.support])
     candidates = [np.asarray(p, float).reshape(-1, 2) + o for p, o in zip(decoded.candidates, codes.origins)]
     return ImageDetections(points, support, np.concatenate(candidates) if candidates else np.zeros((0, 2)), t)
