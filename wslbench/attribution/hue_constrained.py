@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from wslbench.attribution._utils import target_score
 from wslbench.attribution.base import Attribution, register_attribution
+from wslbench.errors import ConfigError
 
-__all__ = ["HueConstrainedSensitivity"]
+__all__ = ["HueConstrainedSensitivity", "check_reference"]
+
+
+def check_reference(reference: float) -> float:
+    """Validate the zero level of a multiplicative mask (a finite number) and return it."""
+    if isinstance(reference, bool) or not isinstance(reference, (int, float)) or not math.isfinite(
+        reference
+    ):
+        raise ConfigError(
+            f"reference (the input value that encodes zero, e.g. 0.5 for Graham-preprocessed "
+            f"fundus images) must be a finite number, got {reference!r}"
+        )
+    return float(reference)
 
 
 @register_attribution("hue-constrained")
@@ -22,6 +37,16 @@ class HueConstrainedSensitivity(Attribution):
     channels (tested). For 3D single-channel volumes the mask multiplies the
     one channel.
 
+    The paper's ``D`` is the zero-centred preprocessed image
+    ``I_n = 4 (I_r − I_b)`` (section 5.1.1), so ``m ∘ D`` scales a pixel's
+    *contrast* to its background, and a dark and a bright lesion of the same
+    contrast weigh the same. When the network is fed an offset copy
+    ``x = D + reference`` (Graham's +128, i.e. 0.5 in [0, 1] units), the mask
+    must act on ``x − reference``: the model sees ``reference + m ∘ (x − reference)``
+    and π = |Σ_c (x_c − reference) ∂f/∂x_c|. With the default ``reference = 0``
+    the mask multiplies ``x`` itself; on an offset image that would scale
+    brightness instead of contrast and shrink π on dark (red) lesions.
+
     With ``create_graph=True`` the map is differentiable with respect to the
     model's parameters (double backpropagation), as the sparsity-enhanced
     training of eq. 6 needs (the L1 norm of π is added to the loss; m plays
@@ -32,15 +57,19 @@ class HueConstrainedSensitivity(Attribution):
     Args:
         model: maps ``(B, C, *spatial)`` to ``(B,)`` or ``(B, K)``.
         signed: return ∂f/∂m itself (no absolute value): positive where
-            brightening the pixel raises the score. Default ``False`` (eq. 3).
+            raising the pixel's contrast raises the score. Default ``False`` (eq. 3).
+        reference: the input value that encodes zero of the paper's ``D``
+            (0 for zero-centred inputs; 0.5 for :func:`~wslbench.data.preprocess_fundus`
+            output, whose offset is for display only).
 
     Shapes:
         ``attribute``: ``(B, C, *spatial) -> (B, 1, *spatial)``.
     """
 
-    def __init__(self, model: nn.Module, signed: bool = False) -> None:
+    def __init__(self, model: nn.Module, signed: bool = False, reference: float = 0.0) -> None:
         super().__init__(model)
         self.signed = bool(signed)
+        self.reference = check_reference(reference)
 
     def _attribute(
         self, x: torch.Tensor, target: int | torch.Tensor | None, *, create_graph: bool
@@ -50,6 +79,10 @@ class HueConstrainedSensitivity(Attribution):
         )
         data = x if create_graph else x.detach()
         with torch.enable_grad():
-            score = target_score(self.model(mask * data), target)
+            if self.reference == 0.0:
+                masked = mask * data
+            else:
+                masked = self.reference + mask * (data - self.reference)
+            score = target_score(self.model(masked), target)
             (grad,) = torch.autograd.grad(score.sum(), mask, create_graph=create_graph)
         return grad if self.signed else grad.abs()

@@ -50,6 +50,7 @@ from wslbench.data.dr_loaders import (
     load_messidor,
 )
 from wslbench.data.fundus_preprocess import (
+    GRAHAM_OFFSET,
     AugmentationParams,
     FieldOfView,
     PreprocessedFundus,
@@ -255,6 +256,7 @@ __all__ = [
     # preprocessing and augmentation
     "FieldOfView",
     "PreprocessedFundus",
+    "GRAHAM_OFFSET",
     "AugmentationParams",
     "as_rgb_float",
     "estimate_fov",

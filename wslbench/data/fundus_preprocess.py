@@ -37,6 +37,7 @@ from wslbench.errors import DataFormatError, InvalidInputError
 from wslbench.seeding import numpy_rng
 
 __all__ = [
+    "GRAHAM_OFFSET",
     "FieldOfView",
     "PreprocessedFundus",
     "AugmentationParams",
@@ -50,6 +51,12 @@ __all__ = [
     "augment_image",
     "augment_mask",
 ]
+
+
+GRAHAM_OFFSET: float = 0.5
+"""Graham's +128 of 255: the display offset :func:`preprocess_fundus` adds to the
+zero-centred ``I_n = 4 (I_r − I_b)`` (5.1.1). Heatmaps and losses that scale the input
+(π, eq. 3; L0, eq. 6) subtract it first, so they act on ``I_n`` itself."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +166,7 @@ def preprocess_fundus(
     *,
     sigma_fraction: float = 1.0 / 30.0,
     gain: float = 4.0,
-    offset: float = 0.5,
+    offset: float = GRAHAM_OFFSET,
     fov_fraction: float = 0.9,
     clip: bool = True,
 ) -> PreprocessedFundus:
@@ -172,6 +179,9 @@ def preprocess_fundus(
             (1/30: σ = 8.5 px at width 512).
         gain: the factor 4 of ``I_n = 4 (I_r − I_b)``.
         offset: value added so that the background is neutral (0.5 = Graham's 128/255).
+            It is a display convention: the paper's network input is the zero-centred
+            ``I_n``, so multiplicative heatmaps (π) must act on ``image − offset``
+            (``reference=offset`` of :class:`~wslbench.attribution.HueConstrainedSensitivity`).
         fov_fraction: kept FOV radius as a fraction of the radius (0.9, see module doc).
         clip: clip the result to [0, 1].
 

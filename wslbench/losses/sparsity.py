@@ -6,7 +6,14 @@ Quellec 2017, eq. (6): ``L = L_L + L_0`` with ``L_0 = g(∂L_L/∂D⁽⁰⁾)`` 
 - ``"pi"`` (hue-constrained sensitivity, eq. 3, the paper's retained variant):
   the role of the input is played by the multiplicative mask ``m`` of shape
   ``(B, 1, H, W)`` filled with ones, the model sees ``m ∘ x`` (= ``x``), and
-  ``L_0 = ν·Σ_{n,x,y} |∂L_L/∂m_{n,x,y}|``.
+  ``L_0 = ν·Σ_{n,x,y} |∂L_L/∂m_{n,x,y}|``. The mask scales the paper's
+  zero-centred input ``I_n = 4 (I_r − I_b)`` (5.1.1): when the network is fed
+  an offset copy ``x = I_n + reference`` (Graham's +128, ``reference = 0.5``
+  for :func:`~wslbench.data.preprocess_fundus` output), the model sees
+  ``reference + m ∘ (x − reference)``, so the mask changes contrast, not
+  brightness, and dark and bright lesions are penalised alike (the same
+  quantity as :class:`~wslbench.attribution.HueConstrainedSensitivity` with
+  that ``reference``).
 - ``"omega"`` (sensitivity, eq. 2): the gradient is taken w.r.t. the input
   ``x`` itself, reduced over channels with the q-norm,
   ``ω_{n,x,y} = ‖(∂L_L/∂x_{n,c,x,y})_c‖_q``, and ``L_0 = ν·Σ_{n,x,y} ω_{n,x,y}``.
@@ -53,6 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wslbench.attribution.hue_constrained import check_reference
 from wslbench.errors import ConfigError, InvalidInputError
 
 __all__ = ["SparsityEnhancedLoss", "sparsity_enhanced_loss", "CRITERIA"]
@@ -80,6 +88,7 @@ def sparsity_enhanced_loss(
     criterion: str = "pi",
     q: float = 1.0,
     base_loss: BaseLoss = F.mse_loss,
+    reference: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Sparsity-enhanced loss ``L_L + ν·‖∂L_L/∂m‖₁`` (Quellec 2017, eq. 6).
 
@@ -93,6 +102,9 @@ def sparsity_enhanced_loss(
         q: channel norm of the omega criterion (1 = footnote 4; 2; ``math.inf``).
             Ignored by ``"pi"``.
         base_loss: ``L_L(pred, target) -> scalar``; mean squared error by default (5.1.3).
+        reference: input value encoding zero of the paper's ``I_n`` (``"pi"`` only):
+            the mask multiplies ``x − reference``; 0 for zero-centred inputs, 0.5 for
+            Graham-preprocessed images with the display offset.
 
     Returns:
         ``(total, parts)``: ``total`` is the differentiable scalar ``L_L + L_0``;
@@ -105,6 +117,7 @@ def sparsity_enhanced_loss(
             non-finite loss.
     """
     _check_config(nu, criterion, q)
+    reference = check_reference(reference)
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise InvalidInputError(f"x must be a (B, C, H, W) tensor, got {got}")
@@ -119,7 +132,7 @@ def sparsity_enhanced_loss(
     if criterion == "pi":
         wrt = torch.ones(x.shape[0], 1, *x.shape[2:], dtype=x.dtype, device=x.device)
         wrt.requires_grad_(True)
-        pred = model(wrt * x)
+        pred = model(wrt * x if reference == 0.0 else reference + wrt * (x - reference))
     else:
         wrt = x.clone().requires_grad_(True)
         pred = model(wrt)
@@ -172,9 +185,11 @@ class SparsityEnhancedLoss(nn.Module):
         criterion: str = "pi",
         q: float = 1.0,
         base_loss: BaseLoss = F.mse_loss,
+        reference: float = 0.0,
     ) -> None:
         super().__init__()
         _check_config(nu, criterion, q)
+        self.reference = check_reference(reference)
         self.nu = nu
         self.criterion = criterion
         self.q = q
@@ -184,8 +199,9 @@ class SparsityEnhancedLoss(nn.Module):
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return sparsity_enhanced_loss(
-            model, x, y, self.nu, criterion=self.criterion, q=self.q, base_loss=self.base_loss
+            model, x, y, self.nu, criterion=self.criterion, q=self.q, base_loss=self.base_loss,
+            reference=self.reference,
         )
 
     def extra_repr(self) -> str:
-        return f"nu={self.nu}, criterion={self.criterion!r}, q={self.q}"
+        return f"nu={self.nu}, criterion={self.criterion!r}, q={self.q}, reference={self.reference}"

@@ -29,6 +29,7 @@ from wslbench.experiments.dr.config import (
     DR_PRESETS,
     DRConfig,
     dr_config,
+    input_reference,
 )
 from wslbench.experiments.dr.data import (
     DRData,
@@ -45,6 +46,7 @@ from wslbench.experiments.dr.evaluate import (
     compare_heatmaps,
     dr_heatmaps,
     evaluate_dr,
+    grad_cam_layer,
     lesion_candidates,
     predict_scores,
 )
@@ -62,4 +64,4 @@ from wslbench.experiments.dr.train import (
     train_dr_cached,
 )
 
-__all__ = ["DRConfig", "DR_PRESETS", "HEATMAP_METHODS", "DRSplit", "DRData", "DRCheckpoint", "DRTraining", "DREvaluation", "dr_config", "make_dr_data", "contralateral_index", "preprocess_images", "preprocess_real_image", "fit_input_size", "predict_scores", "train_dr", "train_dr_cached", "save_dr_checkpoints", "dr_heatmaps", "lesion_candidates", "evaluate_dr", "nu_table", "compare_heatmaps", "referable_calibration", "model_metrics", "save_model"]
+__all__ = ["DRConfig", "DR_PRESETS", "HEATMAP_METHODS", "DRSplit", "DRData", "DRCheckpoint", "DRTraining", "DREvaluation", "dr_config", "input_reference", "grad_cam_layer", "make_dr_data", "contralateral_index", "preprocess_images", "preprocess_real_image", "fit_input_size", "predict_scores", "train_dr", "train_dr_cached", "save_dr_checkpoints", "dr_heatmaps", "lesion_candidates", "evaluate_dr", "nu_table", "compare_heatmaps", "referable_calibration", "model_metrics", "save_model"]

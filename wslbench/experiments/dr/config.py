@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from wslbench.data.fundus_preprocess import GRAHAM_OFFSET
 from wslbench.presets import PresetTable
 
-__all__ = ["DRConfig", "DR_PRESETS", "dr_config"]
+__all__ = ["DRConfig", "DR_PRESETS", "dr_config", "input_reference"]
 
 
 @dataclass(frozen=True)
@@ -82,3 +83,13 @@ DR_PRESETS = PresetTable(
 def dr_config(preset: str = "demo", /, **overrides: object) -> DRConfig:
     """The ``preset`` configuration with ``overrides`` (``None`` keeps the preset's value)."""
     return DR_PRESETS.build(preset, **overrides)
+
+
+def input_reference(config: DRConfig) -> float:
+    """Input value that encodes zero of the paper's ``I_n = 4 (I_r − I_b)`` (5.1.1).
+
+    Graham-preprocessed images carry the display offset :data:`GRAHAM_OFFSET` (0.5), so
+    π (eq. 3) and the sparsity term L0 (eq. 6) scale ``x − 0.5``; without preprocessing
+    the photograph itself is the input and the mask multiplies it (0).
+    """
+    return GRAHAM_OFFSET if config.preprocess else 0.0

@@ -8,17 +8,19 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy import ndimage as ndi
+from torch import nn
 
 from wslbench.attribution import create_attribution
+from wslbench.data.fundus_preprocess import GRAHAM_OFFSET
 from wslbench.data.synthetic_fundus import LESION_TYPES
 from wslbench.errors import ConfigError, InvalidInputError
-from wslbench.experiments.dr.config import DRConfig
+from wslbench.experiments.dr.config import DRConfig, input_reference
 from wslbench.experiments.dr.data import DRSplit, fit_input_size
 from wslbench.metrics import compute_froc, compute_froc_areas, compute_roc_curve, delong_ci
 from wslbench.metrics.froc import extract_candidates
 from wslbench.models.dr import DRNet
 
-__all__ = ["HEATMAP_METHODS", "DREvaluation", "predict_scores", "dr_heatmaps", "lesion_candidates", "evaluate_dr", "compare_heatmaps"]
+__all__ = ["HEATMAP_METHODS", "DREvaluation", "predict_scores", "dr_heatmaps", "grad_cam_layer", "lesion_candidates", "evaluate_dr", "compare_heatmaps"]
 
 
 #: Heatmap name → (attribution registry name, keyword arguments) for the DR nets.
@@ -30,6 +32,21 @@ HEATMAP_METHODS: dict[str, tuple[str, dict[str, object]]] = {
 }
 
 
+def grad_cam_layer(model: DRNet) -> nn.Module:
+    """The last convolutional activation of a DR network, where Grad-CAM is taken.
+
+    ``model.layers[: model.feature_index]`` ends with the activation of the last
+    convolution (:meth:`DRNet.forward_features`); ``layers[feature_index]`` is the final
+    RMS / max pooling, whose output is 1×1 at the smoke and demo sizes and would give a
+    constant map (Selvaraju et al. 2017 take the last convolutional feature map).
+    """
+    if not isinstance(model, DRNet) or model.feature_index < 1:
+        raise InvalidInputError(
+            f"Grad-CAM needs a DR network with a convolutional part, got {type(model).__name__}"
+        )
+    return model.layers[model.feature_index - 1]
+
+
 def dr_heatmaps(
     model: DRNet,
     images: torch.Tensor,
@@ -37,6 +54,7 @@ def dr_heatmaps(
     *,
     q: float = 1.0,
     batch_size: int = 32,
+    reference: float = GRAHAM_OFFSET,
 ) -> torch.Tensor:
     """Raw heatmaps ``(N, 1, S, S)`` of ``images`` (Quellec 2017, section 3 and Fig. 4).
 
@@ -44,9 +62,14 @@ def dr_heatmaps(
         model: a trained DR network.
         images: ``(N, 3, S, S)`` network-ready images.
         method: ``"omega"`` (eq. 2), ``"pi"`` (eq. 3), ``"lrp"`` (ε rule) or
-            ``"grad-cam"`` (on the last convolutional feature map).
+            ``"grad-cam"`` (on the last convolutional activation, :func:`grad_cam_layer`).
         q: colour-channel norm of ω.
         batch_size: images per backward pass.
+        reference: input value encoding zero of the paper's ``I_n`` (π only): the mask
+            of eq. 3 multiplies ``images − reference``, so it scales contrast to the
+            background, not brightness. :data:`GRAHAM_OFFSET` (0.5) for
+            Graham-preprocessed images (the default); 0 for raw photographs
+            (:func:`~wslbench.experiments.dr.input_reference` picks it from a config).
     """
     if method not in HEATMAP_METHODS:
         raise ConfigError(
@@ -56,8 +79,10 @@ def dr_heatmaps(
     kwargs = dict(kwargs)
     if method == "omega":
         kwargs["q"] = q
+    if method == "pi":
+        kwargs["reference"] = reference
     if method == "grad-cam":
-        kwargs["layer"] = model.layers[model.feature_index]
+        kwargs["layer"] = grad_cam_layer(model)
     explainer = create_attribution(name, model, **kwargs)
     device = next(model.parameters()).device
     was_training = model.training
@@ -148,7 +173,8 @@ def evaluate_dr(
     try:
         scores = predict_scores(model, split.images)
         if heatmaps is None:
-            heatmaps = dr_heatmaps(model, split.images, method or config.criterion, q=config.q)
+            heatmaps = dr_heatmaps(model, split.images, method or config.criterion, q=config.q,
+                                   reference=input_reference(config))
     finally:
         model.train(was_training)
     labels = split.referable.numpy().astype(int)

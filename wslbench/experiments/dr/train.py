@@ -18,7 +18,7 @@ from wslbench.data.fundus_preprocess import (
 from wslbench.devices import resolve_device
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.experiments.cache import ExperimentCache
-from wslbench.experiments.dr.config import DRConfig
+from wslbench.experiments.dr.config import DRConfig, input_reference
 from wslbench.experiments.dr.data import DRData, fit_input_size
 from wslbench.experiments.dr.evaluate import dr_heatmaps, evaluate_dr
 from wslbench.losses.sparsity import sparsity_enhanced_loss
@@ -92,7 +92,9 @@ def train_dr(
     """Train the DR network of ``config`` on ``data.train`` (Quellec 2017, 4.3 and 5.1.3).
 
     Each iteration draws a batch without replacement within an epoch, augments it
-    (5.1.1), and minimises L = L_L + ν‖∂L_L/∂m‖₁ (eq. 6; plain MSE when ν = 0) with Adam.
+    (5.1.1), and minimises L = L_L + ν‖∂L_L/∂m‖₁ (eq. 6; plain MSE when ν = 0) with Adam;
+    the mask ``m`` scales the zero-centred ``I_n`` (``x − 0.5`` for Graham-preprocessed
+    images, :func:`~wslbench.experiments.dr.input_reference`), as π does.
     Every ``checkpoint_every`` iterations the parameters are stored with their
     validation image AUC and lesion FROC areas; the best-AUC checkpoint is loaded at
     the end (:func:`wslbench.training.fit`). ``progress`` may raise
@@ -124,7 +126,8 @@ def train_dr(
         x = train.images[idx]
         x = _augmented_batch(x, rng, config.input_size) if config.augment else x
         total, parts = sparsity_enhanced_loss(model, x.to(device), targets[idx].to(device), config.nu,
-                                              criterion=config.criterion, q=config.q)
+                                              criterion=config.criterion, q=config.q,
+                                              reference=input_reference(config))
         return StepOutput(total, {"L_L": float(parts["L_L"]), "L_0": float(parts["L_0"])})
 
     fitted = fit(model, step, batches, epochs=1, optimiser=optimiser,
@@ -195,7 +198,8 @@ def nu_table(
         run = train_dr_cached(replace(config, nu=float(nu)), data, progress=step)
         stop_if_interrupted(run, f"training nu = {nu:g}")
         test = fit_input_size(data.test, config.input_size)
-        maps = dr_heatmaps(run.model, test.images, config.criterion, q=config.q)
+        maps = dr_heatmaps(run.model, test.images, config.criterion, q=config.q,
+                           reference=input_reference(config))
         ev = evaluate_dr(run.model, test, config, heatmaps=maps)
         rows.append({"nu": float(nu), "image_auc": ev.image_auc,
                      "froc_mean": ev.froc_areas["mean"],
