@@ -15,10 +15,23 @@ appearance:
 and *confounders*, the structures that trigger drafting artifacts when they lie next
 to a true lesion (paper section 3.6, section 5.4): artery/vein crossings (the two trees
 are grown independently and cross), tortuous vessel segments, dust specks on the
-optics (grey dark dots that look like microaneurysms) and specular reflections (white
-glossy spots that look like exudates). A fraction of the confounders is placed right
-next to a lesion. Proliferative cases additionally carry neovascular tufts (tangles
-of fine, tortuous, bright-red vessels).
+optics (grey dark dots that look like red lesions), specular reflections (white
+glossy spots) and drusen (pale yellow, soft-edged deposits that look like exudates).
+A fraction of the confounders is placed right next to a lesion. Proliferative cases
+additionally carry neovascular tufts (tangles of fine, tortuous, bright-red vessels).
+
+No global shortcut (DESIGN §9). Referable DR is carried by the lesions only, not by
+colour or brightness statistics of the whole field: every acquisition and anatomy
+nuisance is drawn independently of the grade and varies more than the lesions move the
+global statistics of the preprocessed image — illumination (log-uniform ×0.55–1.5),
+camera white balance (per channel ×0.7–1.43), pigmentation (a fine choroidal texture of
+random strength), vessel contrast and calibre, sensor noise (per case and per channel),
+and the number of dust specks (0–16), reflections (0–16) and drusen (0–32), which
+saturate after Graham preprocessing as red lesions and exudates do. Severe cases differ
+from moderate ones by their hemorrhages (the rule below), not by extra other lesions.
+A logistic regression on the per-channel field-of-view means and standard deviations
+of the preprocessed demo data reaches test AUC ≈ 0.6 for referable DR (it reached 0.97
+before; :func:`wslbench.experiments.dr.shortcut_probe`, ``benchmarks/dr_shortcut_probe.py``).
 
 Random draws are separated from deterministic rendering (DESIGN §6): the draw
 :func:`sample_fundus_case` returns a frozen :class:`FundusRecord` holding every
@@ -43,12 +56,14 @@ The pixel masks are stacked in the fixed order :data:`LESION_TYPES`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy import ndimage as ndi
 
 from wslbench.data._raster import _smooth_texture, _splat
 from wslbench.errors import InvalidInputError
@@ -81,7 +96,7 @@ __all__ = [
 #: Lesion types, in the order of the mask channels of :func:`make_fundus_dataset`.
 LESION_TYPES: tuple[str, ...] = ("microaneurysm", "hemorrhage", "hard_exudate", "cotton_wool")
 #: Blob-shaped confounders (vessel crossings and tortuous segments live in the vessels).
-CONFOUNDER_TYPES: tuple[str, ...] = ("dust", "specular")
+CONFOUNDER_TYPES: tuple[str, ...] = ("dust", "specular", "drusen")
 #: Kinds of :class:`VesselPath`.
 VESSEL_KINDS: tuple[str, ...] = ("artery", "vein", "neovascular")
 #: ETDRS severity names of grades 0–4 (paper section 5.3.1).
@@ -191,7 +206,7 @@ class FundusRecord:
         background: base RGB colour of the retina.
         texture: low-resolution grid of choroidal texture values in [-1, 1].
         texture_amplitude: relative brightness modulation of the texture.
-        gain: global brightness factor.
+        gain: global brightness factor (illumination, drawn independently of the grade).
         falloff: relative darkening at the field-of-view edge (vignetting).
         falloff_power: exponent of the radial vignetting profile.
         optic_disc: the disc blob.
@@ -199,10 +214,18 @@ class FundusRecord:
         macula: ``(row, col, radius, depth)`` of the darker macula (Gaussian).
         vessels: artery, vein and neovascular polylines.
         lesions: the lesion blobs (kinds in :data:`LESION_TYPES`).
-        confounders: dust specks and specular reflections.
+        confounders: dust specks, specular reflections and drusen.
         tufts: neovascular tufts.
         noise_std: standard deviation of the additive pixel noise.
         noise_seed: seed of the pixel noise (rendering stays deterministic).
+        colour_balance: per-channel RGB gain of the camera (white balance), applied
+            with ``gain``; drawn independently of the grade.
+        pigment_amplitude: relative brightness modulation of the fine pigment texture
+            (choroidal / tigroid pattern and nerve-fibre striation seen through a thin
+            pigment epithelium), drawn independently of the grade.
+        pigment_scale: correlation length of that texture, relative to ``fov_radius``.
+        noise_channels: per-channel factor of ``noise_std`` (colour sensors differ in
+            noise, the blue one most in fundus cameras), drawn independently of the grade.
     """
 
     size: int
@@ -225,6 +248,10 @@ class FundusRecord:
     tufts: tuple[NeovascularTuft, ...]
     noise_std: float
     noise_seed: int
+    colour_balance: Colour = (1.0, 1.0, 1.0)
+    pigment_amplitude: float = 0.0
+    pigment_scale: float = 0.015
+    noise_channels: Colour = (1.0, 1.0, 1.0)
 
     @property
     def grade(self) -> int:
@@ -246,7 +273,7 @@ class FundusCase:
         masks: lesion type → ``(H, W)`` bool mask, keys in :data:`LESION_TYPES` order.
         fov: ``(H, W)`` bool field-of-view mask.
         vessel_mask: ``(H, W)`` bool mask of the artery and vein trees.
-        confounder_masks: ``"dust"``, ``"specular"``, ``"tortuous"`` → ``(H, W)`` bool.
+        confounder_masks: ``"dust"``, ``"specular"``, ``"drusen"``, ``"tortuous"`` → ``(H, W)`` bool.
         neovascular_mask: ``(H, W)`` bool mask of the neovascular tufts' vessels.
         grade: ETDRS-like grade 0–4.
         referable: grade ≥ 2.
@@ -425,7 +452,7 @@ def _exudate_cluster(s: _Scene) -> list[Blob]:
         r = s.size(0.006, 0.015, 0.9)
         blobs.append(Blob("hard_exudate", y, x, r, r * s.rng.uniform(1.0, 1.4),
                           s.rng.uniform(0, math.pi), _jitter(s.rng, (0.97, 0.86, 0.30), 0.05),
-                          float(s.rng.uniform(0.85, 1.0)), 0.25))
+                          float(s.rng.uniform(0.6, 0.85)), 0.25))
     return blobs
 
 
@@ -438,7 +465,7 @@ def _cotton_wool(s: _Scene) -> Blob:
 
 
 def _dust(s: _Scene, centre: tuple[float, float], background: Colour) -> Blob:
-    r = s.size(0.007, 0.013, 1.0)
+    r = s.size(0.007, 0.025, 1.0)
     dark = s.rng.uniform(0.35, 0.5)
     colour = (background[0] * dark, background[1] * dark, background[2] * dark)
     return Blob("dust", centre[0], centre[1], r, r, 0.0, colour,
@@ -451,6 +478,15 @@ def _specular(s: _Scene, centre: tuple[float, float]) -> Blob:
     return Blob("specular", centre[0], centre[1], r * math.sqrt(e), r / math.sqrt(e),
                 s.rng.uniform(0, math.pi), _jitter(s.rng, (0.98, 0.97, 0.93), 0.02),
                 float(s.rng.uniform(0.45, 0.75)), 0.6)
+
+
+def _drusen(s: _Scene, centre: tuple[float, float]) -> Blob:
+    """A druse: a round, pale yellow, soft-edged deposit (ageing, not DR), the classic
+    look-alike of a hard exudate (which is sharper, waxier and more saturated)."""
+    r = s.size(0.008, 0.025, 0.9)
+    return Blob("drusen", centre[0], centre[1], r, r * s.rng.uniform(1.0, 1.2),
+                s.rng.uniform(0, math.pi), _jitter(s.rng, (0.93, 0.84, 0.38), 0.04),
+                float(s.rng.uniform(0.5, 0.8)), float(s.rng.uniform(0.7, 1.0)))
 
 
 def _near(s: _Scene, target: Blob, own_radius: float) -> tuple[float, float]:
@@ -539,7 +575,8 @@ def sample_fundus_case(
 ) -> FundusRecord:
     """Draw the parameters of one synthetic fundus case (the random half).
 
-    Lesion sizes scale with the field-of-view radius R (microaneurysm radius
+    Grade-independent nuisance (module docstring) is drawn after every grade-dependent
+    parameter. Lesion sizes scale with the field-of-view radius R (microaneurysm radius
     0.006–0.010·R but ≥ 1 px, hemorrhages 0.020–0.045·R, exudate spots 0.006–0.015·R,
     cotton-wool spots 0.04–0.065·R). Lesion counts follow the requested grade so that
     :func:`etdrs_grade` of the record equals it.
@@ -550,10 +587,12 @@ def sample_fundus_case(
         grade: ETDRS-like grade 0–4 to draw; ``None`` draws it from ``grade_distribution``.
         grade_distribution: 5 weights for grades 0–4 (``None``: uniform; see
             :data:`KAGGLE_TRAIN_GRADE_DISTRIBUTION` for the paper's prevalence).
-        confounders: draw dust specks, specular reflections and tortuous segments.
+        confounders: draw dust specks, specular reflections, drusen and tortuous segments.
         adjacent_confounder_fraction: fraction of confounders placed right next to a
             lesion (drafting setting, paper section 3.6), when the case has lesions.
-        noise_std: standard deviation of the additive Gaussian pixel noise.
+        noise_std: typical standard deviation of the additive Gaussian pixel noise; each
+            case draws its own (camera sensor, exposure) log-uniformly in
+            ``[noise_std / 2.5, 2.5 · noise_std]``, independently of the grade (0: no noise).
 
     Returns:
         The :class:`FundusRecord`; render it with :func:`render_fundus`.
@@ -616,7 +655,10 @@ def sample_fundus_case(
     # Lesions for the requested grade.
     lesions: list[Blob] = []
     if grade >= 1:
-        lo, hi = {1: (1, 7), 2: (2, 11), 3: (5, 16), 4: (3, 12)}[grade]
+        # Severe cases differ from moderate ones by what defines them (hemorrhages in
+        # quadrants); their other lesions are drawn as for moderate cases, so the grade is
+        # not told by an overall lesion load that shifts the global image statistics.
+        lo, hi = {1: (1, 7), 2: (2, 11), 3: (2, 11), 4: (2, 11)}[grade]
         lesions += [_microaneurysm(scene, scene.point()) for _ in range(int(rng.integers(lo, hi)))]
     severe = grade == 3 or (grade == 4 and rng.uniform() < 0.5)
     if grade >= 2:
@@ -624,7 +666,7 @@ def sample_fundus_case(
             quads = rng.permutation(4)[: int(rng.integers(SEVERE_QUADRANTS, 5))]
             counts = [int(rng.integers(SEVERE_HEMORRHAGES_PER_QUADRANT, 6)) if q in quads
                       else int(rng.integers(0, SEVERE_HEMORRHAGES_PER_QUADRANT)) for q in range(4)]
-            n_ex, n_cws = int(rng.integers(0, 5)), int(rng.integers(0, 4))
+            n_ex, n_cws = int(rng.integers(0, 4)), int(rng.integers(0, 3))
         else:
             # Moderate: fewer than SEVERE_HEMORRHAGES_PER_QUADRANT per quadrant, never severe.
             counts = [int(rng.integers(0, SEVERE_HEMORRHAGES_PER_QUADRANT)) if rng.uniform() < 0.5
@@ -660,9 +702,13 @@ def sample_fundus_case(
     # Confounders, some right next to a lesion.
     confs: list[Blob] = []
     if confounders:
-        n_dust, n_spec, n_tort = (int(rng.integers(0, 5)), int(rng.integers(0, 5)),
+        # Counts with a wide, grade-independent spread: dark dust and bright reflections
+        # and drusen saturate after preprocessing like red lesions and exudates do, so the
+        # global statistics they shift cannot tell the grade.
+        n_dust, n_spec, n_tort = (int(rng.integers(0, 17)), int(rng.integers(0, 17)),
                                   int(rng.integers(0, 3)))
-        for kind_i, count in ((0, n_dust), (1, n_spec), (2, n_tort)):
+        n_drusen = int(rng.integers(0, 33))
+        for kind_i, count in ((0, n_dust), (1, n_spec), (2, n_tort), (3, n_drusen)):
             for _ in range(count):
                 adjacent = bool(lesions) and rng.uniform() < adjacent_confounder_fraction
                 own = radius * 0.012
@@ -672,6 +718,8 @@ def sample_fundus_case(
                     confs.append(_dust(scene, centre, background))
                 elif kind_i == 1:
                     confs.append(_specular(scene, centre))
+                elif kind_i == 3:
+                    confs.append(_drusen(scene, centre))
                 else:
                     seg: list[VesselPath] = []
                     _grow_vessel(rng, centre, rng.uniform(0, 2 * math.pi), radius * 0.008,
@@ -679,16 +727,38 @@ def sample_fundus_case(
                                  "vein", vessels[0].colour, 1, 1.0, seg)
                     vessels += seg[:1]
 
+    # Acquisition nuisance, drawn after (and independently of) everything grade-related:
+    # illumination and the camera's white balance (log-uniform).
+    illumination = float(math.exp(rng.uniform(math.log(0.55), math.log(1.5))))
+    balance = np.exp(rng.uniform(math.log(0.7), math.log(1.43), 3))
+    # Pigmentation: how strongly the fine choroidal pattern shows through.
+    pigment = float(rng.uniform(0.0, 0.1))
+    # Sensor noise of this acquisition.
+    case_noise = float(noise_std * math.exp(rng.uniform(math.log(0.4), math.log(6.0))))
+    noise_channels = np.exp(rng.uniform(math.log(0.5), math.log(2.0), 3))
+    # Vessel contrast (pigmentation, media clarity) and calibre: the vessel trees are the
+    # largest dark-red structure, so their variation outweighs the red lesions' in the
+    # global statistics. Neovascular tufts (a lesion) are left as drawn.
+    contrast = float(rng.uniform(0.6, 1.15))
+    calibre = float(math.exp(rng.uniform(math.log(0.8), math.log(1.25))))
+    vessels = [v if v.kind == "neovascular" else dataclasses.replace(
+        v, widths=tuple(w * calibre for w in v.widths), opacity=min(1.0, v.opacity * contrast))
+        for v in vessels]
+
     return FundusRecord(
         size=size, eye=eye, fov_cy=float(cy), fov_cx=float(cx), fov_radius=float(radius),
         background=background, texture=texture,
-        texture_amplitude=float(rng.uniform(0.04, 0.09)), gain=float(rng.uniform(0.85, 1.1)),
+        texture_amplitude=float(rng.uniform(0.04, 0.09)), gain=illumination,
         falloff=float(rng.uniform(0.3, 0.5)), falloff_power=float(rng.uniform(2.5, 3.5)),
         optic_disc=disc, optic_cup=cup,
         macula=(float(mac_y), float(mac_x), float(mac_r), float(rng.uniform(0.25, 0.4))),
         vessels=tuple(vessels), lesions=tuple(lesions), confounders=tuple(confs),
-        tufts=tuple(tufts), noise_std=float(noise_std),
+        tufts=tuple(tufts), noise_std=case_noise,
         noise_seed=int(rng.integers(0, 2**31 - 1)),
+        colour_balance=(float(balance[0]), float(balance[1]), float(balance[2])),
+        pigment_amplitude=pigment,
+        noise_channels=(float(noise_channels[0]), float(noise_channels[1]),
+                        float(noise_channels[2])),
     )
 
 
@@ -776,6 +846,14 @@ def _blend(img: np.ndarray, alpha: np.ndarray, colour: np.ndarray) -> None:
         img[sel] = img[sel] * (1.0 - a) + a * colour[sel]
 
 
+def _pigment_texture(record: FundusRecord, h: int, w: int) -> np.ndarray:
+    """Unit-variance Gaussian-smoothed noise (σ = ``pigment_scale · fov_radius``, ≥ 0.5 px),
+    seeded from the record's noise seed on a separate stream."""
+    field = np.random.default_rng([record.noise_seed, 1]).standard_normal((h, w))
+    field = ndi.gaussian_filter(field, max(0.5, record.pigment_scale * record.fov_radius))
+    return field / max(float(field.std()), 1e-12)
+
+
 def render_fundus(record: FundusRecord) -> FundusCase:
     """Render a record into an image with its masks (the deterministic half).
 
@@ -803,6 +881,8 @@ def render_fundus(record: FundusRecord) -> FundusCase:
     img = np.empty((h, w, 3))
     img[:] = record.background
     img *= (1.0 + record.texture_amplitude * tex)[..., None]
+    if record.pigment_amplitude > 0:
+        img *= (1.0 + record.pigment_amplitude * _pigment_texture(record, h, w))[..., None]
     my, mx, mr, depth = record.macula
     dm2 = ((yy - my) ** 2 + (xx - mx) ** 2) / (mr * mr)
     img *= (1.0 - depth * np.exp(-0.5 * dm2) - 0.5 * depth * np.exp(-8.0 * dm2))[..., None]
@@ -840,9 +920,10 @@ def render_fundus(record: FundusRecord) -> FundusCase:
 
     img *= record.gain * (1.0 - record.falloff
                           * np.clip(rr / record.fov_radius, 0, 1) ** record.falloff_power)[..., None]
+    img *= np.asarray(record.colour_balance, dtype=np.float64)
     if record.noise_std > 0:
         noise = np.random.default_rng(record.noise_seed).standard_normal((h, w, 3), np.float32)
-        img += record.noise_std * noise
+        img += record.noise_std * np.asarray(record.noise_channels, np.float32) * noise
     edge = np.clip(record.fov_radius - rr + 0.5, 0.0, 1.0)[..., None]
     img = img * edge + 0.015 * (1.0 - edge)
     image = np.clip(img, 0.0, 1.0).astype(np.float32)

@@ -20,7 +20,7 @@ from wslbench.data.synthetic_fundus import make_fundus_case
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.experiments.dr.config import DRConfig
 
-__all__ = ["DRSplit", "DRData", "make_dr_data", "contralateral_index", "preprocess_images", "preprocess_real_image", "fit_input_size"]
+__all__ = ["DRSplit", "DRData", "make_dr_data", "fov_statistics", "shortcut_probe", "contralateral_index", "preprocess_images", "preprocess_real_image", "fit_input_size"]
 
 
 _IDENTITY = AugmentationParams(rotation_deg=0.0, translation=(0.0, 0.0), scale=1.0, flip=False,
@@ -166,3 +166,42 @@ def fit_input_size(split: DRSplit, input_size: int) -> DRSplit:
     fov = augment_mask(split.fov, _IDENTITY, output_size=input_size)
     return DRSplit(resize(split.images, 0.5), resize(split.raw, 0.0), split.grades, masks.bool(),
                    fov.bool())
+
+
+def fov_statistics(split: DRSplit) -> np.ndarray:
+    """Per-channel mean and standard deviation of each network-ready image inside its
+    field of view: ``(N, 6)`` float64, columns ``mean_R, mean_G, mean_B, std_R, std_G, std_B``.
+    """
+    x = split.images.double()
+    fov = split.fov[:, None].double()
+    n = fov.sum((2, 3)).clamp(min=1.0)
+    mean = (x * fov).sum((2, 3)) / n
+    var = (((x - mean[..., None, None]) ** 2) * fov).sum((2, 3)) / n
+    return torch.cat([mean, var.sqrt()], dim=1).numpy()
+
+
+def shortcut_probe(train: DRSplit, test: DRSplit) -> dict[str, float]:
+    """Test ROC area of a logistic regression for referable DR on global image statistics.
+
+    The embedded fundus task must not be solvable without the lesions (DESIGN §9): a
+    standardised logistic regression fitted on ``train``'s per-channel field-of-view
+    means (``"mean"``) and means plus standard deviations (``"mean_std"``), see
+    :func:`fov_statistics`, scored on ``test``. Values near 0.5 mean the colour and
+    brightness statistics of the whole field carry no grade information.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    y_train, y_test = train.referable.numpy(), test.referable.numpy()
+    for name, y in (("train", y_train), ("test", y_test)):
+        if y.min() == y.max():
+            raise InvalidInputError(f"the {name} split needs referable and non-referable cases")
+    f_train, f_test = fov_statistics(train), fov_statistics(test)
+    out = {}
+    for name, cols in (("mean", slice(0, 3)), ("mean_std", slice(0, 6))):
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+        clf.fit(f_train[:, cols], y_train)
+        out[name] = float(roc_auc_score(y_test, clf.decision_function(f_test[:, cols])))
+    return out
