@@ -15,7 +15,7 @@ import torch
 
 from wslbench.errors import ConfigError, InvalidInputError, WslbenchError
 
-__all__ = ["check_int", "check_number", "as_1d"]
+__all__ = ["check_int", "check_number", "check_reference", "as_1d"]
 
 
 def check_int(name: str, value: object, *, minimum: int = 1,
@@ -33,6 +33,17 @@ def check_number(name: str, value: object, *, allow_zero: bool = False,
             or value < 0 or (value == 0 and not allow_zero):
         raise error(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
     return float(value)
+
+
+def check_reference(reference: object) -> float:
+    """The zero level of a multiplicative input mask (π, eq. 3 of Quellec 2017, and the
+    sparsity term L0 of eq. 6): a finite number, returned as ``float``."""
+    if isinstance(reference, bool) or not isinstance(reference, Real) or not math.isfinite(reference):
+        raise ConfigError(
+            f"reference (the input value that encodes zero, e.g. 0.5 for Graham-preprocessed "
+            f"fundus images) must be a finite number, got {reference!r}"
+        )
+    return float(reference)
 
 
 def as_1d(values: object, name: str) -> np.ndarray:

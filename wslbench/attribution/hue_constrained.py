@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from wslbench.attribution._utils import target_score
 from wslbench.attribution.base import Attribution, register_attribution
-from wslbench.errors import ConfigError
+from wslbench.validation import check_reference
 
-__all__ = ["HueConstrainedSensitivity", "check_reference"]
-
-
-def check_reference(reference: float) -> float:
-    """Validate the zero level of a multiplicative mask (a finite number) and return it."""
-    if isinstance(reference, bool) or not isinstance(reference, (int, float)) or not math.isfinite(
-        reference
-    ):
-        raise ConfigError(
-            f"reference (the input value that encodes zero, e.g. 0.5 for Graham-preprocessed "
-            f"fundus images) must be a finite number, got {reference!r}"
-        )
-    return float(reference)
+__all__ = ["HueConstrainedSensitivity"]
 
 
 @register_attribution("hue-constrained")
