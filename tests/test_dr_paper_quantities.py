@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -159,3 +161,51 @@ def test_dr_grad_cam_is_taken_on_the_last_conv_activation(net: str, size: int, w
 def test_grad_cam_layer_rejects_other_models() -> None:
     with pytest.raises(InvalidInputError, match="DR network"):
         dr.grad_cam_layer(nn.Linear(2, 1))  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ ν at every size
+
+
+class _UniformSensitivity(nn.Module):
+    """f(x) = Σ_pixels mean_c x: every pixel matters alike, whatever the image size."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(1).sum((1, 2)) * 1e-3
+
+
+def test_nu_area_scales_the_summed_l1_by_the_map_area() -> None:
+    g = torch.Generator().manual_seed(0)
+    model = _SignSymmetricNet()
+    x = 0.5 + 0.2 * torch.randn(2, 3, 16, 16, generator=g, dtype=torch.float64)
+    y = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    _, plain = sparsity_enhanced_loss(model, x, y, 1e-3, reference=0.5)
+    _, scaled = sparsity_enhanced_loss(model, x, y, 1e-3, reference=0.5, nu_area=448 * 448)
+    assert float(scaled["grad_l1"]) == float(plain["grad_l1"])  # the paper's sum, kept
+    assert float(scaled["L_0"]) == pytest.approx(float(plain["L_0"]) * 448 * 448 / 256, rel=1e-12)
+    _, at_448 = sparsity_enhanced_loss(model, x, y, 1e-3, reference=0.5, nu_area=256)
+    assert float(at_448["L_0"]) == pytest.approx(float(plain["L_0"]), rel=1e-12)  # factor 1
+
+
+def test_normalised_nu_means_the_same_at_every_size() -> None:
+    """With a per-pixel sensitivity that does not depend on the size, the plain sum grows
+    with the map area (the 12× between 128² and 448² of issue 19) and the normalised
+    term does not."""
+    model = _UniformSensitivity()
+    terms = {}
+    for side in (32, 64):
+        x = torch.full((1, 3, side, side), 0.9, dtype=torch.float64)
+        y = model(x).detach() - 1.0  # the same residual (it weights L0) at both sizes
+        plain = sparsity_enhanced_loss(model, x, y, 1e-3)[1]["L_0"]
+        norm = sparsity_enhanced_loss(model, x, y, 1e-3, nu_area=448 * 448)[1]["L_0"]
+        terms[side] = (float(plain), float(norm))
+    assert terms[64][0] == pytest.approx(4 * terms[32][0], rel=1e-9)
+    assert terms[64][1] == pytest.approx(terms[32][1], rel=1e-9)
+
+
+def test_dr_nu_is_defined_at_448_px() -> None:
+    assert dr.dr_config("demo").nu_size == 448
+    assert dr.nu_area(dr.dr_config("smoke")) == 448 * 448
+    assert dr.nu_area(replace(dr.dr_config("smoke"), nu_size=None)) is None
+    with pytest.raises(ConfigError, match="nu_area"):
+        sparsity_enhanced_loss(_SignSymmetricNet(), _lesion_image(), torch.zeros(1), 1e-3,
+                               nu_area=0)

@@ -30,13 +30,16 @@ that. Consequences, useful when choosing ν:
 - batch size: ``∂L_L/∂m_n = (1/N)·∂ℓ_n/∂m_n`` because ``L_L`` is a batch mean,
   so the batch sum of ``L_0`` is a batch *mean* of per-image terms: ν does not
   depend on the batch size;
-- image size: ``π_{n,x,y}`` is the derivative w.r.t. a multiplicative change of
-  one pixel, a density. Halving the resolution merges four pixels whose
-  sensitivities add up, so ``Σ_{x,y} π`` (the derivative of ``f`` for scaling
-  a whole structure) is approximately resolution-independent, while a mean
-  over pixels would scale as ``1/(H·W)``. The sum therefore keeps ν (10⁻³ for
-  net B at 448 px, Table 2) comparable across image sizes; no extra factor is
-  applied;
+- image size: the sum grows with the number of heatmap pixels. Measured on the
+  DR nets (issue 19), ``Σ_{x,y} π`` over a 128² map is about 12× smaller than
+  over a 448² one (448²/128² = 12.25): π behaves like a per-pixel quantity, not a
+  density, so the paper's ν (10⁻³ for net B at 448 px, Table 2) applied to a
+  128-px preset is 12× weaker, and its "collapsing" ν = 10⁻² does not collapse.
+  ``nu_area`` (the heatmap area ``H·W`` at which ν is defined, 448² for the
+  paper) keeps the summed L1 and scales it by the area ratio,
+  ``L_0 = ν · (nu_area / (H·W)) · Σ|∂L_L/∂m|`` — the paper's term unchanged at
+  448 px, and at any other size the same ν times the same *mean* sensitivity;
+  ``None`` (the default) is the plain sum at every size;
 - residual weighting: with the MSE, ``∂L_L/∂m_n = (2/N)(f_n − y_n)·∂f_n/∂m_n``,
   so ``L_0`` penalises the heatmap in proportion to each image's error — a
   property of eq. (6), kept as is.
@@ -60,8 +63,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wslbench.attribution.hue_constrained import check_reference
 from wslbench.errors import ConfigError, InvalidInputError
+from wslbench.validation import check_int, check_reference
 
 __all__ = ["SparsityEnhancedLoss", "sparsity_enhanced_loss", "CRITERIA"]
 
@@ -89,6 +92,7 @@ def sparsity_enhanced_loss(
     q: float = 1.0,
     base_loss: BaseLoss = F.mse_loss,
     reference: float = 0.0,
+    nu_area: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Sparsity-enhanced loss ``L_L + ν·‖∂L_L/∂m‖₁`` (Quellec 2017, eq. 6).
 
@@ -105,11 +109,15 @@ def sparsity_enhanced_loss(
         reference: input value encoding zero of the paper's ``I_n`` (``"pi"`` only):
             the mask multiplies ``x − reference``; 0 for zero-centred inputs, 0.5 for
             Graham-preprocessed images with the display offset.
+        nu_area: heatmap area ``H·W`` at which ``nu`` is defined (``448 * 448`` for the
+            paper's values); ``L_0`` is multiplied by ``nu_area / (H·W)`` (module
+            docstring). ``None``: the paper's plain sum, whatever the size.
 
     Returns:
         ``(total, parts)``: ``total`` is the differentiable scalar ``L_L + L_0``;
         ``parts`` holds detached scalars ``"L_L"``, ``"L_0"`` (ν included) and
-        ``"grad_l1"`` (``L_0 / ν``, the heatmap-of-the-loss L1 norm; 0 when ν = 0).
+        ``"grad_l1"`` (the heatmap-of-the-loss L1 norm ``Σ|∂L_L/∂m|`` before ν and the
+        area factor; 0 when ν = 0).
 
     Raises:
         ConfigError: bad ``nu``, ``criterion`` or ``q``.
@@ -118,6 +126,8 @@ def sparsity_enhanced_loss(
     """
     _check_config(nu, criterion, q)
     reference = check_reference(reference)
+    if nu_area is not None:
+        nu_area = check_int("nu_area", nu_area)
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise InvalidInputError(f"x must be a (B, C, H, W) tensor, got {got}")
@@ -142,7 +152,8 @@ def sparsity_enhanced_loss(
         grad_l1 = grad.abs().sum()
     else:
         grad_l1 = torch.linalg.vector_norm(grad, ord=q, dim=1).sum()
-    l0 = nu * grad_l1
+    scale = 1.0 if nu_area is None else nu_area / float(x.shape[-2] * x.shape[-1])
+    l0 = (nu * scale) * grad_l1
     total = loss + l0
     return total, {"L_L": loss.detach(), "L_0": l0.detach(), "grad_l1": grad_l1.detach()}
 
@@ -186,10 +197,12 @@ class SparsityEnhancedLoss(nn.Module):
         q: float = 1.0,
         base_loss: BaseLoss = F.mse_loss,
         reference: float = 0.0,
+        nu_area: int | None = None,
     ) -> None:
         super().__init__()
         _check_config(nu, criterion, q)
         self.reference = check_reference(reference)
+        self.nu_area = None if nu_area is None else check_int("nu_area", nu_area)
         self.nu = nu
         self.criterion = criterion
         self.q = q
@@ -200,8 +213,9 @@ class SparsityEnhancedLoss(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return sparsity_enhanced_loss(
             model, x, y, self.nu, criterion=self.criterion, q=self.q, base_loss=self.base_loss,
-            reference=self.reference,
+            reference=self.reference, nu_area=self.nu_area,
         )
 
     def extra_repr(self) -> str:
-        return f"nu={self.nu}, criterion={self.criterion!r}, q={self.q}, reference={self.reference}"
+        return (f"nu={self.nu}, criterion={self.criterion!r}, q={self.q}, "
+                f"reference={self.reference}, nu_area={self.nu_area}")

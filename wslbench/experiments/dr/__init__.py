@@ -30,6 +30,7 @@ from wslbench.experiments.dr.config import (
     DRConfig,
     dr_config,
     input_reference,
+    nu_area,
 )
 from wslbench.experiments.dr.data import (
     DRData,
@@ -66,4 +67,4 @@ from wslbench.experiments.dr.train import (
     train_dr_cached,
 )
 
-__all__ = ["DRConfig", "DR_PRESETS", "HEATMAP_METHODS", "DRSplit", "DRData", "DRCheckpoint", "DRTraining", "DREvaluation", "dr_config", "input_reference", "grad_cam_layer", "make_dr_data", "fov_statistics", "shortcut_probe", "contralateral_index", "preprocess_images", "preprocess_real_image", "fit_input_size", "predict_scores", "train_dr", "train_dr_cached", "save_dr_checkpoints", "dr_heatmaps", "lesion_candidates", "evaluate_dr", "nu_table", "compare_heatmaps", "referable_calibration", "model_metrics", "save_model"]
+__all__ = ["DRConfig", "DR_PRESETS", "HEATMAP_METHODS", "DRSplit", "DRData", "DRCheckpoint", "DRTraining", "DREvaluation", "dr_config", "input_reference", "nu_area", "grad_cam_layer", "make_dr_data", "fov_statistics", "shortcut_probe", "contralateral_index", "preprocess_images", "preprocess_real_image", "fit_input_size", "predict_scores", "train_dr", "train_dr_cached", "save_dr_checkpoints", "dr_heatmaps", "lesion_candidates", "evaluate_dr", "nu_table", "compare_heatmaps", "referable_calibration", "model_metrics", "save_model"]

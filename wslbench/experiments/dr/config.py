@@ -8,7 +8,7 @@ from typing import Literal
 from wslbench.data.fundus_preprocess import GRAHAM_OFFSET
 from wslbench.presets import PresetTable
 
-__all__ = ["DRConfig", "DR_PRESETS", "dr_config", "input_reference"]
+__all__ = ["DRConfig", "DR_PRESETS", "dr_config", "input_reference", "nu_area"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,13 @@ class DRConfig:
         iterations: training iterations (350,000 in 5.2).
         lr: Adam learning rate (1e-4 in 5.1.3).
         weight_decay: L2 factor on conv/dense weights (5e-4 in 5.1.3).
-        nu: factor ν of the sparsity term L0 (eq. 6; 1e-3 retained in Table 2).
+        nu: factor ν of the sparsity term L0 (eq. 6; 1e-3 retained in Table 2), defined
+            for a ``nu_size`` × ``nu_size`` heatmap.
+        nu_size: side of the heatmap at which ``nu`` is defined (448, the paper's input):
+            L0 keeps the paper's summed L1 and is scaled by ``nu_size² / input_size²``,
+            so the paper's ν values mean the same on the smaller presets (the sum over
+            a 128² map is about 12× smaller than over 448²; see
+            :mod:`wslbench.losses.sparsity`). ``None``: the plain sum at every size.
         criterion: ``"pi"`` (hue-constrained, eq. 3) or ``"omega"`` (sensitivity, eq. 2).
         q: colour-channel norm of ω (eq. 2).
         augment: random rotation/translation/scale/flip/contrast of 5.1.1.
@@ -52,6 +58,7 @@ class DRConfig:
     lr: float = 1e-3
     weight_decay: float = 5e-4
     nu: float = 0.0
+    nu_size: int | None = 448
     criterion: Literal["pi", "omega"] = "pi"
     q: float = 1.0
     augment: bool = True
@@ -93,3 +100,8 @@ def input_reference(config: DRConfig) -> float:
     the photograph itself is the input and the mask multiplies it (0).
     """
     return GRAHAM_OFFSET if config.preprocess else 0.0
+
+
+def nu_area(config: DRConfig) -> int | None:
+    """Heatmap area at which ``config.nu`` is defined (``nu_size²``; ``None``: plain sum)."""
+    return None if config.nu_size is None else int(config.nu_size) ** 2

@@ -18,7 +18,7 @@ from wslbench.data.fundus_preprocess import (
 from wslbench.devices import resolve_device
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.experiments.cache import ExperimentCache
-from wslbench.experiments.dr.config import DRConfig, input_reference
+from wslbench.experiments.dr.config import DRConfig, input_reference, nu_area
 from wslbench.experiments.dr.data import DRData, fit_input_size
 from wslbench.experiments.dr.evaluate import dr_heatmaps, evaluate_dr
 from wslbench.losses.sparsity import sparsity_enhanced_loss
@@ -94,7 +94,9 @@ def train_dr(
     Each iteration draws a batch without replacement within an epoch, augments it
     (5.1.1), and minimises L = L_L + ν‖∂L_L/∂m‖₁ (eq. 6; plain MSE when ν = 0) with Adam;
     the mask ``m`` scales the zero-centred ``I_n`` (``x − 0.5`` for Graham-preprocessed
-    images, :func:`~wslbench.experiments.dr.input_reference`), as π does.
+    images, :func:`~wslbench.experiments.dr.input_reference`), as π does, and ν is
+    defined at ``config.nu_size``² pixels (scaled by the area ratio, so the paper's ν
+    values carry over to the smaller presets).
     Every ``checkpoint_every`` iterations the parameters are stored with their
     validation image AUC and lesion FROC areas; the best-AUC checkpoint is loaded at
     the end (:func:`wslbench.training.fit`). ``progress`` may raise
@@ -127,7 +129,8 @@ def train_dr(
         x = _augmented_batch(x, rng, config.input_size) if config.augment else x
         total, parts = sparsity_enhanced_loss(model, x.to(device), targets[idx].to(device), config.nu,
                                               criterion=config.criterion, q=config.q,
-                                              reference=input_reference(config))
+                                              reference=input_reference(config),
+                                              nu_area=nu_area(config))
         return StepOutput(total, {"L_L": float(parts["L_L"]), "L_0": float(parts["L_0"])})
 
     fitted = fit(model, step, batches, epochs=1, optimiser=optimiser,
