@@ -4,7 +4,7 @@
    backpropagation) over one plain MSE step, same net, batch and size, and the
    π-heatmap throughput, measured in the same process; printed as ratios.
 2. Trend (Table 2): trains the ``demo`` preset (synthetic fundus data with vessel
-   and dust/specular confounders next to lesions) for each ν and prints the
+   and dust/specular/drusen confounders next to lesions) for each ν and prints the
    test image AUC (referable DR) and the mean lesion-level FROC area Ā_z
    (0 ≤ FP/image ≤ 10), plus the mean L1 norm of the π maps.
 
