@@ -209,3 +209,21 @@ def test_dr_nu_is_defined_at_448_px() -> None:
     with pytest.raises(ConfigError, match="nu_area"):
         sparsity_enhanced_loss(_SignSymmetricNet(), _lesion_image(), torch.zeros(1), 1e-3,
                                nu_area=0)
+
+
+def test_train_dr_takes_l0_on_the_zero_centred_input_at_the_paper_nu(monkeypatch) -> None:
+    import importlib
+
+    train_module = importlib.import_module("wslbench.experiments.dr.train")
+    real, seen = train_module.sparsity_enhanced_loss, {}
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "sparsity_enhanced_loss", spy)
+    config = dr.dr_config("smoke", iterations=1, checkpoint_every=1, n_train=8, n_val=8,
+                          n_test=4, batch_size=4)
+    dr.train_dr(config, dr.make_dr_data(config))
+    assert seen["reference"] == GRAHAM_OFFSET
+    assert seen["nu_area"] == 448 * 448
