@@ -226,3 +226,35 @@ def test_load_parcellation_checks_grid_and_names(tmp_path: Path) -> None:
     save_nifti(np.full((4, 4, 4), 0.5, np.float32), g.affine, tmp_path / "prob.nii.gz")
     with pytest.raises(DataFormatError, match="label volume"):
         load_parcellation(tmp_path / "prob.nii.gz")
+
+
+def _true_map_similarity(**heterogeneity) -> tuple[float, float]:
+    from wslbench.metrics.mask_similarity import intra_inter_similarity, roi_vector
+
+    c = make_synthetic_cohort(6, 3, grid="smoke", seed=5, ad_fraction=1.0, **heterogeneity)
+    labels = default_parcellation(grid="smoke").labels
+    vectors = roi_vector(1.0 - c.atrophy_maps, labels)
+    return intra_inter_similarity(vectors, c.participant_ids)
+
+
+def test_subjects_whose_atrophy_differs_resemble_their_own_sessions_most() -> None:
+    """Issue 24 item 2: per-subject regions, weights, centres and asymmetry make the true
+    atrophy of a subject's sessions closer to each other than to other subjects (the
+    paper's intra- vs inter-subject comparison, 2.3.4); without them every AD subject has
+    the same pattern and the two cannot differ."""
+    intra, inter = _true_map_similarity(region_dropout=0.5, weight_jitter=0.3, location_mm=3.0,
+                                        asymmetry_sd=0.3)
+    assert intra > 0.99 and inter < 0.9, (intra, inter)
+    same_intra, same_inter = _true_map_similarity()
+    assert same_inter > 0.99 and same_intra - same_inter < 0.01
+
+
+def test_a_subject_keeps_its_atrophy_pattern_across_sessions() -> None:
+    recs = sample_synthetic_subject(3, "sub-01", "AD", 3, region_dropout=0.5, weight_jitter=0.3,
+                                    location_mm=3.0, asymmetry_sd=0.3)
+    assert all(r.regions == recs[0].regions for r in recs)
+    assert recs[0].regions != ATROPHY_REGIONS
+    weights = {r.name: r.weight for r in recs[0].regions}
+    assert weights["L_hippocampus"] > 0 and weights["R_amygdala"] > 0, "the core is always atrophied"
+    gm, atrophy = render_synthetic_mri(recs[1])
+    assert atrophy.max() > 0.2 and gm.shape == atrophy.shape

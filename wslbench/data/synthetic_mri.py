@@ -41,7 +41,17 @@ trilinearly to the grid; :func:`gm_template` caches it per voxel size.
 
 AD severity of region ``r`` at a session ``t`` years after baseline is
 ``weight_r · (atrophy·(1 + jitter) + progression·t) · (1 ± asymmetry)`` (``+`` on the
-left), capped at :data:`MAX_SEVERITY`. Ages and sexes follow the ADNI demographics
+left), capped at :data:`MAX_SEVERITY`.
+
+**Subjects whose atrophy differs** (section 9 of DESIGN; the paper's 2.3.4 compares
+sessions of one subject with other subjects, which needs subjects that differ). Each
+AD subject draws its own atrophy pattern once, kept by all its sessions: every
+bilateral region pair outside the medial temporal core (weight < 1) is absent with
+probability ``region_dropout``; each region's weight is multiplied by
+``exp(weight_jitter·z)``; each region's centre moves by ``N(0, location_mm²)`` mm per
+axis; the subject's asymmetry is ``asymmetry + asymmetry_sd·z`` clipped to [−1, 1].
+The records keep the subject's regions, so the true atrophy map of every session is
+replayed exactly (:attr:`SyntheticCohort.atrophy_maps`). Ages and sexes follow the ADNI demographics
 of Table 1; sessions follow the ADNI visit schedule M00, M06, M12, M24, M36, …
 
 Random draws are separated from rendering (DESIGN §6): :func:`sample_synthetic_subject`
@@ -217,7 +227,7 @@ ATROPHY_REGIONS: tuple[AtrophyRegion, ...] = (
 )
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=32)
 def _profile(region: AtrophyRegion, voxel_size: float) -> np.ndarray:
     g = _grid(voxel_size)
     x, y, z = ((ax - c) / r for ax, c, r in zip(g.axes_mm(), region.centre, region.radii))
@@ -360,6 +370,10 @@ def sample_synthetic_subject(
     warp_order: int = 3,
     age_rate: float = 0.002,
     noise_std: float = 0.02,
+    region_dropout: float = 0.0,
+    weight_jitter: float = 0.0,
+    location_mm: float = 0.0,
+    asymmetry_sd: float = 0.0,
 ) -> tuple[SyntheticMRIRecord, ...]:
     """Draw one subject's sessions (all randomness of the generator lives here).
 
@@ -378,6 +392,11 @@ def sample_synthetic_subject(
         warp_order: DCT basis functions per axis.
         age_rate: relative GM loss per year after 60.
         noise_std: intensity noise standard deviation.
+        region_dropout: probability that an AD subject lacks a bilateral region pair of
+            weight < 1 (the hippocampus and amygdala, weight 1, are always atrophied).
+        weight_jitter: log-normal spread of the subject's region weights.
+        location_mm: standard deviation (mm) of the subject's shift of each region centre.
+        asymmetry_sd: standard deviation of the subject's asymmetry around ``asymmetry``.
 
     Returns:
         One :class:`SyntheticMRIRecord` per session, in time order.
@@ -396,6 +415,10 @@ def sample_synthetic_subject(
     _check_fraction("age_rate", age_rate, 0.0, 0.02)
     _check_fraction("asymmetry", asymmetry, -1.0, 1.0)
     _check_fraction("warp_mm", warp_mm, 0.0, 20.0)
+    _check_fraction("region_dropout", region_dropout)
+    _check_fraction("weight_jitter", weight_jitter)
+    _check_fraction("location_mm", location_mm, 0.0, 20.0)
+    _check_fraction("asymmetry_sd", asymmetry_sd)
     _check_fraction("session_warp_mm", session_warp_mm, 0.0, 20.0)
     mean, sd, lo, hi, p_male = ADNI_DEMOGRAPHICS[diagnosis]
     age0 = float(np.clip(rng.normal(mean, sd), lo, hi))
@@ -405,6 +428,8 @@ def sample_synthetic_subject(
     decay = 1.0 / (1.0 + n)
     subject_warp = rng.normal(0.0, warp_mm, (3, k, k, k)) * decay
     base = atrophy * max(1.0 + severity_jitter * rng.standard_normal(), 0.0)
+    regions, asym = _subject_pattern(rng, region_dropout, weight_jitter, location_mm,
+                                     asymmetry, asymmetry_sd)
     records = []
     for months in _months(n_sessions):
         years = months / 12.0
@@ -412,9 +437,9 @@ def sample_synthetic_subject(
         if diagnosis == "AD":
             severities = tuple(
                 float(min(r.weight * (base + progression * years)
-                          * (1.0 + asymmetry if r.hemisphere == "L" else 1.0 - asymmetry),
+                          * (1.0 + asym if r.hemisphere == "L" else 1.0 - asym),
                           MAX_SEVERITY))
-                for r in ATROPHY_REGIONS
+                for r in regions
             )
         else:
             severities = (0.0,) * len(ATROPHY_REGIONS)
@@ -422,11 +447,30 @@ def sample_synthetic_subject(
             participant_id=participant_id, session_id=f"ses-M{months:02d}",
             diagnosis=diagnosis, age=age0 + years, sex=sex, months=months,
             warp_order=k, warp=tuple(float(w) for w in warp.ravel()),
-            regions=ATROPHY_REGIONS, severities=severities, age_rate=float(age_rate),
+            regions=regions if diagnosis == "AD" else ATROPHY_REGIONS, severities=severities,
+            age_rate=float(age_rate),
             noise_std=float(noise_std), noise_seed=int(rng.integers(2**31)),
             intensity_scale=1.0,
         ))
     return tuple(records)
+
+
+def _subject_pattern(
+    rng: np.random.Generator, region_dropout: float, weight_jitter: float, location_mm: float,
+    asymmetry: float, asymmetry_sd: float,
+) -> tuple[tuple[AtrophyRegion, ...], float]:
+    """One subject's atrophy regions (weights, presence, centres) and asymmetry (module docstring)."""
+    pairs = len(ATROPHY_REGIONS) // 2
+    absent = rng.random(pairs) < region_dropout
+    scale = np.exp(weight_jitter * rng.standard_normal(len(ATROPHY_REGIONS)))
+    shift = rng.normal(0.0, location_mm, (len(ATROPHY_REGIONS), 3))
+    asym = float(np.clip(asymmetry + asymmetry_sd * rng.standard_normal(), -1.0, 1.0))
+    regions = []
+    for i, r in enumerate(ATROPHY_REGIONS):
+        weight = 0.0 if (r.weight < 1.0 and absent[i // 2]) else float(r.weight * scale[i])
+        centre = tuple(float(c + d) for c, d in zip(r.centre, shift[i]))
+        regions.append(replace(r, centre=centre, weight=weight))  # type: ignore[arg-type]
+    return tuple(regions), asym
 
 
 @dataclass(frozen=True)
@@ -503,6 +547,10 @@ def make_synthetic_cohort(
     session_warp_mm: float = 0.3,
     age_rate: float = 0.002,
     noise_std: float = 0.02,
+    region_dropout: float = 0.0,
+    weight_jitter: float = 0.0,
+    location_mm: float = 0.0,
+    asymmetry_sd: float = 0.0,
 ) -> SyntheticCohort:
     """The embedded default cohort: CN and AD subjects with longitudinal sessions.
 
@@ -520,7 +568,8 @@ def make_synthetic_cohort(
         ad_fraction: fraction of AD subjects.
         n_qc_fail: number of sessions made to fail the quality check.
         atrophy, progression, asymmetry, severity_jitter, warp_mm, session_warp_mm,
-        age_rate, noise_std: see :func:`sample_synthetic_subject`.
+        age_rate, noise_std, region_dropout, weight_jitter, location_mm, asymmetry_sd: see
+            :func:`sample_synthetic_subject`.
 
     Returns:
         :class:`SyntheticCohort`, subjects in order, sessions in time order.
@@ -546,6 +595,8 @@ def make_synthetic_cohort(
             sessions_per_subject, atrophy=atrophy, progression=progression,
             asymmetry=asymmetry, severity_jitter=severity_jitter, warp_mm=warp_mm,
             session_warp_mm=session_warp_mm, age_rate=age_rate, noise_std=noise_std,
+            region_dropout=region_dropout, weight_jitter=weight_jitter,
+            location_mm=location_mm, asymmetry_sd=asymmetry_sd,
         ))
     failing = cohort_rng.choice(n_sessions, size=n_qc_fail, replace=False)
     for j in failing:
