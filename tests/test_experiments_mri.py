@@ -9,14 +9,16 @@ import pytest
 import torch
 
 from wslbench.data import load_nifti
-from wslbench.errors import ConfigError
+from wslbench.errors import ConfigError, RunError
 from wslbench.experiments import mri
 from wslbench.progress import StopRequested as StopRequestedError
 
 
 @pytest.fixture(scope="module")
 def smoke():
-    config = mri.mri_config("smoke")
+    # the plumbing tests below run masks whatever the smoke CNN learned; the refusal of a
+    # CNN at chance has its own test
+    config = mri.mri_config("smoke", min_val_balanced_accuracy=0.0)
     return config, mri.make_mri_data(config)
 
 
@@ -68,10 +70,16 @@ def test_changing_the_mask_hyper_parameters_does_not_retrain(smoke):
 
 def test_session_masks_intra_and_inter_similarity(smoke):
     config, data = smoke
-    masks, subjects = mri.session_masks(config, data, limit=4)
-    assert masks.shape[0] == len(subjects) and len(set(subjects)) < len(subjects)
+    sessions = mri.session_masks(replace(config, session_limit=4), data)
+    masks, subjects = sessions.masks, sessions.subjects
+    assert masks.shape[0] == len(subjects) == len(sessions.indices) <= 4 <= sessions.eligible
+    assert all(subjects.count(s) >= 2 for s in subjects), "whole subjects only"
+    ids = np.asarray(data.cohort.participant_ids)
+    assert list(ids[sessions.indices]) == subjects and (data.cohort.labels[sessions.indices] == 1).all()
     intra, inter = mri.intra_inter(masks, subjects, data.atlas)
     assert intra is None or (-1.0 <= inter <= 1.0 and -1.0 <= intra <= 1.0)
+    p_intra, p_inter = mri.session_prob_cnn(config, data, sessions)
+    assert 0.0 <= p_intra <= 1.0 and 0.0 <= p_inter <= 1.0
 
 
 def test_fold_masks_cross_prob_cnn_and_run_similarity(smoke):
@@ -106,7 +114,7 @@ def test_similarity_table_leaves_unmoved_masks_empty(smoke):
     region = np.unique(labels[labels > 0])[0]
     moved = torch.ones(1, 1, *labels.shape)
     moved[0, 0][torch.from_numpy(labels == region)] = 0.3
-    table = mri.masks._similarity_or_missing({"moved": moved, "still": torch.ones_like(moved)}, data.atlas)
+    table = mri.mask_similarity_table({"moved": moved, "still": torch.ones_like(moved)}, data.atlas)
     assert table.loc["moved", "moved"] == pytest.approx(1.0)
     assert np.isnan(table.loc["still", "moved"]) and mri.table_values(table)[1] == [None, None]
 
@@ -156,16 +164,26 @@ def test_train_fold_uses_cuda_when_available_and_no_device_is_given(smoke, monke
     assert resolve_device(None) == torch.device("cuda")
 
 
-def test_masks_on_a_model_that_finds_no_ad_image_say_so_in_the_log(smoke, caplog):
+def test_no_mask_is_computed_on_a_cnn_at_chance(smoke):
+    config, data = smoke
+    strict = replace(config, min_val_balanced_accuracy=1.01)  # no CNN reaches it
+    with pytest.raises(RunError, match="at chance"):
+        mri.group_mask(strict, data)
+    with pytest.raises(RunError, match="min_val_balanced_accuracy"):
+        mri.session_masks(strict, data)
+
+
+def test_masks_use_only_correctly_classified_ad_images(smoke):
     config, data = smoke
 
     class AlwaysCN(torch.nn.Module):
         def forward(self, x):
             return torch.tensor([[5.0, -5.0]]).repeat(len(x), 1)
 
-    run = mri.MRIRun(AlwaysCN(), 0, None, 1, 0.5)
+    import pandas as pd
+
+    history = pd.DataFrame({"epoch": [1], "val_balanced_accuracy": [0.5]})
+    run = mri.MRIRun(AlwaysCN(), 0, history, 1, 0.5)
+    assert run.val_balanced_accuracy == 0.5
     index = np.arange(len(data.cohort.labels))
-    with caplog.at_level("WARNING", logger="wslbench"):
-        chosen = mri.masks._correct_ad(run, data, index, config)
-    assert (data.cohort.labels[chosen] == 1).all()
-    assert "classifies none of the" in caplog.text
+    assert len(mri.masks._correct_ad(run, data, index, config)) == 0, "no silent fallback"

@@ -28,10 +28,16 @@ class MRIConfig:
         n_splits, folds_to_run, test_fraction: subject-level CV (5 folds, 2.2.3).
         age_bins: age strata of the age/sex matching of the test set.
         epochs, batch_size, lr, weight_decay, patience: CNN training (early stopping 5).
+        flip, shift: training augmentation (left-right mirror, whole-voxel roll; not in
+            the paper, see :func:`~wslbench.training.mri_training.train_mri_cnn`).
         lambda1, lambda2, beta1, beta2: mask regularisation of eq. 2 (1e-4, 1e-2, 0.1, 1).
         mask_lr: mask learning rate (0.1, 2.3.5).
         mask_epochs, mask_tolerance, mask_patience: group-mask optimisation and its stop.
         session_iterations: maximum steps of a session-level mask.
+        session_limit: most session masks (whole subjects; ``None``: every correctly
+            classified AD session of a repeated subject, 2.3.4).
+        min_val_balanced_accuracy: a CNN whose kept validation balanced accuracy is below
+            it is refused before any mask (at chance: its masks would explain nothing).
         beta1_values, beta2_values: the β grids of Table 2.
         lambda1_values, lambda2_values: the λ grids of Table 3.
         stability_folds, stability_runs: folds and training runs (seeds) whose group masks
@@ -57,6 +63,8 @@ class MRIConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     patience: int = 5
+    flip: bool = False
+    shift: int = 0
     lambda1: float = 1e-4
     lambda2: float = 1e-2
     beta1: float = 0.1
@@ -66,6 +74,8 @@ class MRIConfig:
     mask_tolerance: float = 0.05
     mask_patience: int = 5
     session_iterations: int = 100
+    session_limit: int | None = None
+    min_val_balanced_accuracy: float = 0.7
     beta1_values: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0)
     beta2_values: tuple[float, ...] = (1.0, 2.0, 3.0)
     lambda1_values: tuple[float, ...] = (0.1, 0.01, 0.001, 0.0001)
