@@ -27,6 +27,14 @@ def test_presets_and_errors():
     assert (paper.grid, paper.cnn, paper.lambda1, paper.lambda2, paper.beta1, paper.beta2) == (
         "paper", "paper", 1e-4, 1e-2, 0.1, 1.0)
     assert paper.mask_lr == 0.1
+    # the paper's protocol, field by field (2.2.1, 2.2.3, 2.3.2, 2.3.5, 3.2.3, Fig. 4)
+    assert (paper.epochs, paper.patience, paper.n_splits, paper.folds_to_run) == (30, 5, 5, 5)
+    assert (paper.mask_epochs, paper.mask_tolerance, paper.mask_patience) == (150, 0.05, 5)
+    assert paper.session_iterations == 5000 and paper.session_limit is None
+    assert paper.beta1_values == (0.1, 0.5, 1.0, 2.0) and paper.beta2_values == (1.0, 2.0, 3.0)
+    assert paper.lambda1_values == paper.lambda2_values == (0.1, 0.01, 0.001, 0.0001)
+    assert paper.beta_lambda2 == 1e-3 and ("lambda2", 0.1, 0.01) in paper.mask_lr_cases
+    assert (paper.stability_folds, paper.stability_runs) == (5, 5)
     with pytest.raises(ConfigError, match="unknown cnn"):
         mri.mri_config("smoke", cnn="huge")
 

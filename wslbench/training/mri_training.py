@@ -402,22 +402,6 @@ def _evaluate(
     return loss / idx.numel(), compute_balanced_accuracy(torch.cat(preds), labels[idx])
 
 
-def _augment(x: torch.Tensor, flip: bool, shift: int, gen: torch.Generator) -> torch.Tensor:
-    """Random left-right mirror and whole-voxel roll of every volume of ``x`` (see
-    :func:`train_mri_cnn`); the draws come from ``gen`` so a seed replays them."""
-    if not flip and not shift:
-        return x
-    out = []
-    for volume in x:
-        if flip and bool(torch.rand((), generator=gen) < 0.5):
-            volume = volume.flip(1)
-        if shift:
-            steps = torch.randint(-shift, shift + 1, (3,), generator=gen).tolist()
-            volume = volume.roll(steps, dims=(1, 2, 3))
-        out.append(volume)
-    return torch.stack(out)
-
-
 def train_mri_cnn(
     model: nn.Module,
     volumes: torch.Tensor,
@@ -430,8 +414,6 @@ def train_mri_cnn(
     lr: float = 1e-4,
     weight_decay: float = 1e-4,
     patience: int = 5,
-    flip: bool = False,
-    shift: int = 0,
     progress: ProgressCallback | None = None,
     seed: int = 0,
 ) -> MRITrainingResult:
@@ -458,12 +440,6 @@ def train_mri_cnn(
         lr: Adam learning rate (not given by the paper; see the module docstring).
         weight_decay: Adam weight decay (idem).
         patience: early-stopping patience in epochs (5 in the paper).
-        flip: augmentation (not in the paper, which names none): each training volume
-            is mirrored along axis 0 (left ↔ right on an MNI grid symmetric about
-            x = 0) with probability 1/2.
-        shift: augmentation: each training volume is rolled by a random whole number
-            of voxels in ``[-shift, shift]`` along every spatial axis (registration
-            jitter); 0 disables it.
         progress: called as ``progress(epoch, total, logs)`` after each epoch; may
             raise :class:`StopRequested` to stop: the best state so far is kept
             and the result is returned with ``interrupted=True``.
@@ -493,7 +469,6 @@ def train_mri_cnn(
     check_int("batch_size", batch_size)
     check_number("lr", lr)
     check_number("weight_decay", weight_decay, allow_zero=True)
-    check_int("shift", shift, minimum=0)
     device = _device(model)
     cuda = [device] if device.type == "cuda" else []
 
@@ -505,8 +480,7 @@ def train_mri_cnn(
             return index_batches(train[torch.randperm(train.numel(), generator=order_gen)], batch_size)
 
         def step(idx: torch.Tensor) -> StepOutput:
-            x = _augment(volumes[idx].to(device=device, dtype=torch.float32), flip, shift,
-                         order_gen)
+            x = volumes[idx].to(device=device, dtype=torch.float32)
             return StepOutput(nn.functional.cross_entropy(model(x), y[idx].to(device)),
                               weight=idx.numel())
 

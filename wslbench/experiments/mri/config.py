@@ -21,15 +21,17 @@ class MRIConfig:
     """Hyper-parameters of the MRI experiment (Thibeau-Sutre et al. 2020, 2.2–2.4).
 
     Attributes:
-        grid: ``"paper"`` (121×145×121 at 1.5 mm) or ``"smoke"`` (61×73×61 at 3 mm).
+        grid: ``"paper"`` (121×145×121 at 1.5 mm), ``"smoke"`` (61×73×61 at 3 mm) or
+            ``"tiny"`` (45×55×46 at 4 mm, the smoke preset's: seconds per epoch).
         cnn: 3D CNN configuration (:data:`wslbench.models.mri.MRI_CNN_CONFIGS`).
         n_subjects, sessions_per_subject, ad_fraction, atrophy: synthetic cohort.
+        region_dropout, weight_jitter, location_mm, asymmetry_sd: how AD subjects' atrophy
+            differs (:func:`~wslbench.data.synthetic_mri.sample_synthetic_subject`), so that
+            intra- and inter-subject similarity can differ (2.3.4).
         n_qc_fail: sessions made to fail the quality check (max < 0.95, 2.3.1).
         n_splits, folds_to_run, test_fraction: subject-level CV (5 folds, 2.2.3).
         age_bins: age strata of the age/sex matching of the test set.
         epochs, batch_size, lr, weight_decay, patience: CNN training (early stopping 5).
-        flip, shift: training augmentation (left-right mirror, whole-voxel roll; not in
-            the paper, see :func:`~wslbench.training.mri_training.train_mri_cnn`).
         lambda1, lambda2, beta1, beta2: mask regularisation of eq. 2 (1e-4, 1e-2, 0.1, 1).
         mask_lr: mask learning rate (0.1, 2.3.5).
         mask_epochs, mask_tolerance, mask_patience: group-mask optimisation and its stop.
@@ -40,6 +42,9 @@ class MRIConfig:
             it is refused before any mask (at chance: its masks would explain nothing).
         beta1_values, beta2_values: the β grids of Table 2.
         lambda1_values, lambda2_values: the λ grids of Table 3.
+        beta_lambda2: λ₂ of the β tables (Table 2 was computed with λ₂ = 0.001, 3.2.3).
+        mask_lr_cases: ``(name, value, lr)``: a grid value optimised with its own mask
+            learning rate (Fig. 4: lr = 0.01 for λ₂ = 0.1).
         stability_folds, stability_runs: folds and training runs (seeds) whose group masks
             are compared (Fig. 6, 2.4).
         train_seed: seed of the CNN initialisation and data order (runs differ by it).
@@ -47,12 +52,16 @@ class MRIConfig:
         device: ``None`` takes CUDA when available.
     """
 
-    grid: Literal["paper", "smoke"] = "smoke"
+    grid: Literal["paper", "smoke", "tiny"] = "smoke"
     cnn: str = "smoke"
     n_subjects: int = 60
     sessions_per_subject: int = 2
     ad_fraction: float = 0.5
     atrophy: float = 0.3
+    region_dropout: float = 0.5
+    weight_jitter: float = 0.3
+    location_mm: float = 3.0
+    asymmetry_sd: float = 0.3
     n_qc_fail: int = 1
     n_splits: int = 5
     folds_to_run: int = 1
@@ -63,8 +72,6 @@ class MRIConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     patience: int = 5
-    flip: bool = False
-    shift: int = 0
     lambda1: float = 1e-4
     lambda2: float = 1e-2
     beta1: float = 0.1
@@ -80,6 +87,8 @@ class MRIConfig:
     beta2_values: tuple[float, ...] = (1.0, 2.0, 3.0)
     lambda1_values: tuple[float, ...] = (0.1, 0.01, 0.001, 0.0001)
     lambda2_values: tuple[float, ...] = (0.1, 0.01, 0.001, 0.0001)
+    beta_lambda2: float = 1e-3
+    mask_lr_cases: tuple[tuple[str, float, float], ...] = (("lambda2", 0.1, 0.01),)
     stability_folds: int = 2
     stability_runs: int = 2
     train_seed: int = 0
@@ -89,13 +98,13 @@ class MRIConfig:
 
 MRI_PRESETS = PresetTable(
     MRIConfig,
-    smoke=MRIConfig(n_subjects=30, sessions_per_subject=2, n_splits=2, epochs=3, mask_epochs=3,
-                    age_bins=2, lambda1_values=(0.01, 0.0001), lambda2_values=(0.01, 0.001),
-                    session_iterations=5, beta1_values=(0.1, 1.0), beta2_values=(1.0, 2.0)),
-    demo=MRIConfig(),
+    smoke=MRIConfig(grid="tiny", cnn="demo", n_subjects=120, sessions_per_subject=2, epochs=15, mask_epochs=3, age_bins=2, lambda1_values=(0.01, 0.0001),
+                    lambda2_values=(0.01, 0.001), session_iterations=5, session_limit=6,
+                    beta1_values=(0.1, 1.0), beta2_values=(1.0, 2.0)),
+    demo=MRIConfig(cnn="demo", n_subjects=120, mask_epochs=10, session_limit=8),
     paper=MRIConfig(grid="paper", cnn="paper", n_subjects=666, sessions_per_subject=3,
-                    epochs=50, lr=1e-4, mask_epochs=200, session_iterations=5000, age_bins=5,
-                    stability_folds=5, stability_runs=5),
+                    epochs=30, lr=1e-4, folds_to_run=5, mask_epochs=150, session_iterations=5000,
+                    age_bins=5, stability_folds=5, stability_runs=5),
 )
 
 

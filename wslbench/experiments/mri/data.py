@@ -37,7 +37,11 @@ def make_mri_data(config: MRIConfig) -> MRIData:
     full = make_synthetic_cohort(config.n_subjects, config.sessions_per_subject,
                                  grid=config.grid, seed=config.seed,
                                  ad_fraction=config.ad_fraction, atrophy=config.atrophy,
-                                 n_qc_fail=config.n_qc_fail)
+                                 n_qc_fail=config.n_qc_fail,
+                                 region_dropout=config.region_dropout,
+                                 weight_jitter=config.weight_jitter,
+                                 location_mm=config.location_mm,
+                                 asymmetry_sd=config.asymmetry_sd)
     _, report = quality_check(full.volumes, keys=full.keys)
     rejected = [(r.participant_id, r.session_id, float(r.max_value)) for r in report.rejected]
     cohort = full.select(list(report.kept))

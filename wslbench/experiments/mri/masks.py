@@ -205,16 +205,24 @@ def hyperparameter_similarity(
 ) -> object:
     """Tables 2–3: ROI cosine similarities between group masks for each value of ``name``
     (``"beta1"``, ``"beta2"``, ``"lambda1"``, ``"lambda2"``, or ``"train_seed"`` for masks
-    of independently trained runs, Fig. 6)."""
+    of independently trained runs, Fig. 6).
+
+    As in 3.2.3, the β tables use λ₂ = ``config.beta_lambda2`` (0.001 in the paper's Table 2)
+    and a value listed in ``config.mask_lr_cases`` uses its own learning rate (Fig. 4:
+    lr = 0.01 for λ₂ = 0.1, where 0.1 did not converge)."""
     if name not in ("beta1", "beta2", "lambda1", "lambda2", "train_seed"):
         raise ConfigError(
             f"name must be beta1, beta2, lambda1, lambda2 or train_seed, got {name!r}"
         )
+    if name in ("beta1", "beta2"):
+        config = replace(config, lambda2=config.beta_lambda2)
+    lrs = {(case, float(v)): lr for case, v, lr in config.mask_lr_cases}
     masks: dict[str, torch.Tensor] = {}
     for value in values:
         typed = int(value) if name == "train_seed" else float(value)
-        result = group_mask_cached(replace(config, **{name: typed}), data, fold=fold,
-                                   progress=progress)
+        lr = lrs.get((name, float(value)), config.mask_lr)
+        result = group_mask_cached(replace(config, **{name: typed, "mask_lr": lr}), data,
+                                   fold=fold, progress=progress)
         if result.interrupted:
             raise StopRequested(f"cancelled while optimising the mask for {name}={value:g}")
         masks[f"{name}={value:g}"] = result.mask

@@ -53,7 +53,7 @@ def train_fold(
     result = train_mri_cnn(model, cohort.volumes, cohort.labels, f.train, f.val,
                            epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                            weight_decay=config.weight_decay, patience=config.patience,
-                           flip=config.flip, shift=config.shift, progress=progress, seed=config.train_seed + 1000 * config.seed + fold)
+                           progress=progress, seed=config.train_seed + 1000 * config.seed + fold)
     probs = predict_proba(result.model, cohort.volumes, config.batch_size, indices=f.test)
     bacc = compute_balanced_accuracy(probs.argmax(1).numpy(), cohort.labels[f.test].numpy())
     return MRIRun(result.model, fold, result.history, result.best_epoch, bacc, result.interrupted)
@@ -80,5 +80,5 @@ def _training_key(config: MRIConfig) -> MRIConfig:
     mask_fields = ("lambda1", "lambda2", "beta1", "beta2", "mask_lr", "mask_epochs",
                    "mask_tolerance", "mask_patience", "session_iterations", "session_limit",
                    "min_val_balanced_accuracy", "beta1_values", "beta2_values", "lambda1_values",
-                   "lambda2_values")
+                   "lambda2_values", "beta_lambda2", "mask_lr_cases")
     return replace(config, **{name: getattr(defaults, name) for name in mask_fields})
