@@ -16,10 +16,13 @@ from wslbench.progress import StopRequested as StopRequestedError
 
 @pytest.fixture(scope="module")
 def smoke():
-    # the plumbing tests below run masks whatever the smoke CNN learned; the refusal of a
-    # CNN at chance has its own test
-    config = mri.mri_config("smoke", min_val_balanced_accuracy=0.0)
-    return config, mri.make_mri_data(config)
+    """The smoke cohort; the masks are optimised on :class:`_Oracle`, a stand-in network
+    that reads the atrophy (training the CNN is tested on its own), so the mask tests run
+    in seconds and mean something."""
+    config = mri.mri_config("smoke")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mri.masks, "train_fold_cached", _oracle_run)
+        yield config, mri.make_mri_data(config)
 
 
 def test_presets_and_errors():
@@ -41,7 +44,7 @@ def test_presets_and_errors():
 
 def test_quality_check_and_subject_level_folds(smoke):
     config, data = smoke
-    assert len(data.qc_rejected) == config.n_qc_fail
+    assert len(data.qc_rejected) >= config.n_qc_fail  # old subjects may fail naturally (2.3.1)
     assert all(max_value < 0.95 for _, _, max_value in data.qc_rejected)
     ids = np.asarray(data.cohort.participant_ids)
     for fold in data.folds:
@@ -51,7 +54,8 @@ def test_quality_check_and_subject_level_folds(smoke):
 
 def test_training_is_seeded_and_masks_stay_in_range(smoke, tmp_path):
     config, data = smoke
-    a, b = mri.train_fold(config, data), mri.train_fold(config, data)
+    fast = replace(config, epochs=2)
+    a, b = mri.train_fold(fast, data), mri.train_fold(fast, data)
     for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()):
         assert torch.equal(x, y)
     mask = mri.group_mask_cached(config, data).mask
@@ -68,8 +72,9 @@ def test_training_is_seeded_and_masks_stay_in_range(smoke, tmp_path):
 
 def test_changing_the_mask_hyper_parameters_does_not_retrain(smoke):
     config, data = smoke
-    run = mri.train_fold_cached(config, data)
-    assert mri.train_fold_cached(replace(config, beta1=2.0, lambda2=0.1), data) is run
+    fast = replace(config, epochs=1)
+    run = mri.train_fold_cached(fast, data)
+    assert mri.train_fold_cached(replace(fast, beta1=2.0, lambda2=0.1), data) is run
     table = mri.hyperparameter_similarity(config, data, "beta1", (0.1, 1.0))
     assert table.shape == (2, 2) and np.allclose(np.diag(table.values), 1.0)
     with pytest.raises(ConfigError, match="beta1, beta2"):
@@ -98,8 +103,9 @@ def test_fold_masks_cross_prob_cnn_and_run_similarity(smoke):
     assert cross.shape == (2, 2) and ((cross.values >= 0) & (cross.values <= 1)).all()
     runs = mri.hyperparameter_similarity(config, data, "train_seed", [0, 1])
     assert runs.shape == (2, 2)
-    assert mri.train_fold_cached(replace(config, train_seed=1), data) is not mri.train_fold_cached(
-        config, data), "runs are independently trained"
+    fast = replace(config, epochs=1)
+    assert mri.train_fold_cached(replace(fast, train_seed=1), data) is not mri.train_fold_cached(
+        fast, data), "runs are independently trained"
 
 
 def test_intra_inter_on_hand_made_masks(smoke):
@@ -139,7 +145,7 @@ def _cancel_after(epochs: int):
 
 def test_a_cancelled_training_or_mask_is_returned_but_never_cached(smoke):
     config, data = smoke
-    config = replace(config, train_seed=7, lambda1=0.003)  # keys no other test caches
+    config = replace(config, train_seed=7, lambda1=0.003, epochs=2)  # keys no other test caches
     cut = mri.train_fold_cached(config, data, progress=_cancel_after(1))
     assert cut.interrupted and len(cut.history) == 1
     full = mri.train_fold_cached(config, data)
@@ -195,3 +201,60 @@ def test_masks_use_only_correctly_classified_ad_images(smoke):
     assert run.val_balanced_accuracy == 0.5
     index = np.arange(len(data.cohort.labels))
     assert len(mri.masks._correct_ad(run, data, index, config)) == 0, "no silent fallback"
+
+
+class _Oracle(torch.nn.Module):
+    """Stand-in for a trained CNN: AD logit from the mean GM of the hippocampus and amygdala
+    cores (where the synthetic atrophy always is); differentiable in the input, so masks can
+    be optimised on it without training a network."""
+
+    def __init__(self, grid: str) -> None:
+        super().__init__()
+        from wslbench.data.synthetic_mri import ATROPHY_REGIONS, region_profile
+
+        w = sum(torch.from_numpy(region_profile(r, grid).copy()) for r in ATROPHY_REGIONS[:4])
+        self.register_buffer("w", w / w.sum())
+        self.scale = torch.nn.Parameter(torch.tensor(40.0))
+
+    def forward(self, x):
+        z = self.scale * (0.55 - (x[:, 0] * self.w).flatten(1).sum(1))
+        return torch.stack([-z, z], 1)
+
+
+def _oracle_run(config, data, fold=0, progress=None):
+    import pandas as pd
+
+    return mri.MRIRun(_Oracle(config.grid), fold,
+                      pd.DataFrame({"epoch": [1], "val_balanced_accuracy": [0.95]}), 1, 0.95)
+
+
+def test_the_group_mask_of_a_network_that_reads_the_atrophy_finds_it(smoke):
+    """Issue 24 item 3 protocol end to end on a network known to use the atrophy: the mask
+    concentrates on the true atrophy and removes the AD decision (the mask_finds_atrophy claim)."""
+    config, data = smoke
+    mask = mri.group_mask_cached(config, data).mask
+    report = mri.mask_report(config, data, mask)
+    assert report["energy_ratio"] > 3.0 and report["ad_probability_drop"] > 0.5, report
+    assert report["energy_in_atrophy"] == pytest.approx(report["energy_ratio"] * report["atrophy_share"])
+
+
+def test_claims_are_declared_and_a_cnn_at_chance_reproduces_none_of_the_mask_claims(smoke, monkeypatch):
+    import nbformat
+
+    from wslbench.claims import judge
+    from wslbench.experiments.mri import claims as mri_claims
+
+    nb = nbformat.read("notebooks/05_mri_masks.ipynb", as_version=4)
+    assert nb.metadata["wslbench"]["claims"] == "wslbench.experiments.mri:CLAIMS"
+    assert [c.id for c in mri.CLAIMS.claims] == ["cnn_learns", "mask_finds_atrophy",
+                                                 "stable_neighbours", "intra_gt_inter"]
+    config, data = smoke
+    at_chance = mri.MRIRun(torch.nn.Identity(), 0, None, 1, 0.5)
+    monkeypatch.setattr(mri.MRIRun, "val_balanced_accuracy", property(lambda self: 0.5))
+    monkeypatch.setattr(mri_claims, "make_mri_data", lambda c: data)
+    monkeypatch.setattr(mri_claims, "train_fold_cached", lambda c, d, f: at_chance)
+    seeds = [mri_claims.measure("smoke", s) for s in (0, 1)]
+    assert np.isnan(seeds[0]["energy_in_atrophy"]) and seeds[0]["val_balanced_accuracy"] == 0.5
+    verdicts = {c.id: judge(c, seeds) for c in mri.CLAIMS.claims}
+    assert not any(v["reproduced"] for v in verdicts.values())
+    assert all(v["below_floor"] for k, v in verdicts.items() if k != "cnn_learns")

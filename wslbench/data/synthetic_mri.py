@@ -97,9 +97,8 @@ __all__ = [
     "write_cohort",
 ]
 
-#: Named grids: voxel size in mm (``"paper"``: 121×145×121, ``"smoke"``: 61×73×61,
-#: ``"tiny"``: 45×55×46).
-GRID_VOXEL_SIZES: dict[str, float] = {"paper": 1.5, "smoke": 3.0, "tiny": 4.0}
+#: Named grids: voxel size in mm (``"paper"``: 121×145×121, ``"smoke"``: 61×73×61).
+GRID_VOXEL_SIZES: dict[str, float] = {"paper": 1.5, "smoke": 3.0}
 #: Most GM fraction a region may lose.
 MAX_SEVERITY: float = 0.9
 #: Months after baseline of the ADNI visits (then yearly).

@@ -21,8 +21,7 @@ class MRIConfig:
     """Hyper-parameters of the MRI experiment (Thibeau-Sutre et al. 2020, 2.2–2.4).
 
     Attributes:
-        grid: ``"paper"`` (121×145×121 at 1.5 mm), ``"smoke"`` (61×73×61 at 3 mm) or
-            ``"tiny"`` (45×55×46 at 4 mm, the smoke preset's: seconds per epoch).
+        grid: ``"paper"`` (121×145×121 at 1.5 mm) or ``"smoke"`` (61×73×61 at 3 mm).
         cnn: 3D CNN configuration (:data:`wslbench.models.mri.MRI_CNN_CONFIGS`).
         n_subjects, sessions_per_subject, ad_fraction, atrophy: synthetic cohort.
         region_dropout, weight_jitter, location_mm, asymmetry_sd: how AD subjects' atrophy
@@ -52,7 +51,7 @@ class MRIConfig:
         device: ``None`` takes CUDA when available.
     """
 
-    grid: Literal["paper", "smoke", "tiny"] = "smoke"
+    grid: Literal["paper", "smoke"] = "smoke"
     cnn: str = "smoke"
     n_subjects: int = 60
     sessions_per_subject: int = 2
@@ -98,8 +97,8 @@ class MRIConfig:
 
 MRI_PRESETS = PresetTable(
     MRIConfig,
-    smoke=MRIConfig(grid="tiny", cnn="demo", n_subjects=120, sessions_per_subject=2, epochs=15, mask_epochs=3, age_bins=2, lambda1_values=(0.01, 0.0001),
-                    lambda2_values=(0.01, 0.001), session_iterations=5, session_limit=6,
+    smoke=MRIConfig(cnn="demo", n_subjects=120, sessions_per_subject=2, epochs=15, mask_epochs=3,
+                    age_bins=2, lambda1_values=(0.01, 0.0001), lambda2_values=(0.01, 0.001), session_iterations=5, session_limit=6,
                     beta1_values=(0.1, 1.0), beta2_values=(1.0, 2.0)),
     demo=MRIConfig(cnn="demo", n_subjects=120, mask_epochs=10, session_limit=8),
     paper=MRIConfig(grid="paper", cnn="paper", n_subjects=666, sessions_per_subject=3,
