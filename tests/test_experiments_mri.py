@@ -25,6 +25,13 @@ def smoke():
         yield config, mri.make_mri_data(config)
 
 
+@pytest.fixture(scope="module")
+def small():
+    """A 24-subject cohort for the training mechanics (seeding, caching, cancel, device)."""
+    config = mri.mri_config("smoke", n_subjects=24, age_bins=1, epochs=2)
+    return config, mri.make_mri_data(config)
+
+
 def test_presets_and_errors():
     paper = mri.mri_config("paper")
     assert (paper.grid, paper.cnn, paper.lambda1, paper.lambda2, paper.beta1, paper.beta2) == (
@@ -52,10 +59,9 @@ def test_quality_check_and_subject_level_folds(smoke):
         assert not train & rest, "all sessions of a subject on one side"
 
 
-def test_training_is_seeded_and_masks_stay_in_range(smoke, tmp_path):
+def test_training_is_seeded_and_masks_stay_in_range(smoke, small, tmp_path):
     config, data = smoke
-    fast = replace(config, epochs=2)
-    a, b = mri.train_fold(fast, data), mri.train_fold(fast, data)
+    a, b = mri.train_fold(*small), mri.train_fold(*small)
     for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()):
         assert torch.equal(x, y)
     mask = mri.group_mask_cached(config, data).mask
@@ -70,11 +76,11 @@ def test_training_is_seeded_and_masks_stay_in_range(smoke, tmp_path):
     np.testing.assert_allclose(loaded.data, mask[0, 0].numpy(), atol=1e-6)
 
 
-def test_changing_the_mask_hyper_parameters_does_not_retrain(smoke):
+def test_changing_the_mask_hyper_parameters_does_not_retrain(smoke, small):
+    fast, cohort = small
+    run = mri.train_fold_cached(fast, cohort)
+    assert mri.train_fold_cached(replace(fast, beta1=2.0, lambda2=0.1), cohort) is run
     config, data = smoke
-    fast = replace(config, epochs=1)
-    run = mri.train_fold_cached(fast, data)
-    assert mri.train_fold_cached(replace(fast, beta1=2.0, lambda2=0.1), data) is run
     table = mri.hyperparameter_similarity(config, data, "beta1", (0.1, 1.0))
     assert table.shape == (2, 2) and np.allclose(np.diag(table.values), 1.0)
     with pytest.raises(ConfigError, match="beta1, beta2"):
@@ -95,7 +101,7 @@ def test_session_masks_intra_and_inter_similarity(smoke):
     assert 0.0 <= p_intra <= 1.0 and 0.0 <= p_inter <= 1.0
 
 
-def test_fold_masks_cross_prob_cnn_and_run_similarity(smoke):
+def test_fold_masks_cross_prob_cnn_and_run_similarity(smoke, small):
     config, data = smoke
     masks = mri.fold_masks(config, data, [0, 1])
     assert list(masks) == ["fold 0", "fold 1"]
@@ -103,9 +109,9 @@ def test_fold_masks_cross_prob_cnn_and_run_similarity(smoke):
     assert cross.shape == (2, 2) and ((cross.values >= 0) & (cross.values <= 1)).all()
     runs = mri.hyperparameter_similarity(config, data, "train_seed", [0, 1])
     assert runs.shape == (2, 2)
-    fast = replace(config, epochs=1)
-    assert mri.train_fold_cached(replace(fast, train_seed=1), data) is not mri.train_fold_cached(
-        fast, data), "runs are independently trained"
+    fast, cohort = small
+    assert mri.train_fold_cached(replace(fast, train_seed=1), cohort) is not mri.train_fold_cached(
+        fast, cohort), "runs are independently trained"
 
 
 def test_intra_inter_on_hand_made_masks(smoke):
@@ -143,14 +149,16 @@ def _cancel_after(epochs: int):
     return progress
 
 
-def test_a_cancelled_training_or_mask_is_returned_but_never_cached(smoke):
-    config, data = smoke
-    config = replace(config, train_seed=7, lambda1=0.003, epochs=2)  # keys no other test caches
-    cut = mri.train_fold_cached(config, data, progress=_cancel_after(1))
+def test_a_cancelled_training_or_mask_is_returned_but_never_cached(smoke, small):
+    fast, cohort = small
+    fast = replace(fast, train_seed=7)  # a key no other test caches
+    cut = mri.train_fold_cached(fast, cohort, progress=_cancel_after(1))
     assert cut.interrupted and len(cut.history) == 1
-    full = mri.train_fold_cached(config, data)
+    full = mri.train_fold_cached(fast, cohort)
     assert not full.interrupted and len(full.history) > 1
-    assert mri.train_fold_cached(config, data) is full
+    assert mri.train_fold_cached(fast, cohort) is full
+    config, data = smoke
+    config = replace(config, lambda1=0.003)  # a key no other test caches
     half = mri.group_mask_cached(config, data, progress=_cancel_after(1))
     assert half.interrupted and int(half.epochs.max()) == 1
     whole = mri.group_mask_cached(config, data)
@@ -161,8 +169,8 @@ def test_a_cancelled_training_or_mask_is_returned_but_never_cached(smoke):
                                       progress=_cancel_after(1))
 
 
-def test_train_fold_uses_cuda_when_available_and_no_device_is_given(smoke, monkeypatch):
-    config, data = smoke
+def test_train_fold_uses_cuda_when_available_and_no_device_is_given(small, monkeypatch):
+    config, data = small
     asked = []
 
     def fake(device):
