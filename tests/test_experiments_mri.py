@@ -188,11 +188,21 @@ def test_train_fold_uses_cuda_when_available_and_no_device_is_given(small, monke
 
 def test_no_mask_is_computed_on_a_cnn_at_chance(smoke):
     config, data = smoke
-    strict = replace(config, min_val_balanced_accuracy=1.01)  # no CNN reaches it
+    strict = replace(config, min_val_balanced_accuracy=1.01, refuse_at_chance=True)  # no CNN reaches it
     with pytest.raises(RunError, match="at chance"):
         mri.group_mask(strict, data)
     with pytest.raises(RunError, match="min_val_balanced_accuracy"):
         mri.session_masks(strict, data)
+    assert mri.mri_config("demo").refuse_at_chance and not mri.mri_config("smoke").refuse_at_chance
+
+
+def test_the_smoke_preset_flags_instead_of_refusing(smoke, caplog):
+    config, data = smoke
+    flagged = replace(config, min_val_balanced_accuracy=1.01, refuse_at_chance=False)
+    with caplog.at_level("WARNING", logger="wslbench"):
+        run = mri.learned_run(flagged, data)
+    assert mri.at_chance(run, flagged) and not mri.at_chance(run, config)
+    assert "refuse_at_chance is off" in caplog.text
 
 
 def test_masks_use_only_correctly_classified_ad_images(smoke):

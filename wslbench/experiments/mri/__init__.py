@@ -34,6 +34,7 @@ from wslbench.experiments.mri.figures import (
 )
 from wslbench.experiments.mri.masks import (
     SessionMasks,
+    at_chance,
     cross_prob_cnn,
     fold_masks,
     fold_table,
@@ -55,4 +56,4 @@ from wslbench.experiments.mri.train import (
     train_fold_cached,
 )
 
-__all__ = ["mask_similarity_table", "CLAIMS", "recorded_claims", "atrophy_centre", "group_vs_truth_figure", "session_masks_figure", "learned_run", "SessionMasks", "session_prob_cnn", "MRIConfig", "MRI_PRESETS", "MRIData", "MRIRun", "mri_config", "make_mri_data", "train_fold", "train_fold_cached", "group_mask", "group_mask_cached", "session_masks", "mask_report", "hyperparameter_similarity", "save_mask_nifti", "intra_inter", "fold_table", "fold_masks", "cross_prob_cnn", "table_values", "run_metrics", "save_model"]
+__all__ = ["at_chance", "mask_similarity_table", "CLAIMS", "recorded_claims", "atrophy_centre", "group_vs_truth_figure", "session_masks_figure", "learned_run", "SessionMasks", "session_prob_cnn", "MRIConfig", "MRI_PRESETS", "MRIData", "MRIRun", "mri_config", "make_mri_data", "train_fold", "train_fold_cached", "group_mask", "group_mask_cached", "session_masks", "mask_report", "hyperparameter_similarity", "save_mask_nifti", "intra_inter", "fold_table", "fold_masks", "cross_prob_cnn", "table_values", "run_metrics", "save_model"]

@@ -39,6 +39,8 @@ class MRIConfig:
             classified AD session of a repeated subject, 2.3.4).
         min_val_balanced_accuracy: a CNN whose kept validation balanced accuracy is below
             it is refused before any mask (at chance: its masks would explain nothing).
+        refuse_at_chance: off only in ``smoke``: masks of a CNN at chance are computed (to
+            test the plumbing in seconds) and flagged (``cnn_at_chance`` in the notebook).
         beta1_values, beta2_values: the β grids of Table 2.
         lambda1_values, lambda2_values: the λ grids of Table 3.
         beta_lambda2: λ₂ of the β tables (Table 2 was computed with λ₂ = 0.001, 3.2.3).
@@ -82,6 +84,7 @@ class MRIConfig:
     session_iterations: int = 100
     session_limit: int | None = None
     min_val_balanced_accuracy: float = 0.7
+    refuse_at_chance: bool = True
     beta1_values: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0)
     beta2_values: tuple[float, ...] = (1.0, 2.0, 3.0)
     lambda1_values: tuple[float, ...] = (0.1, 0.01, 0.001, 0.0001)
@@ -98,6 +101,7 @@ class MRIConfig:
 MRI_PRESETS = PresetTable(
     MRIConfig,
     smoke=MRIConfig(cnn="demo", n_subjects=120, sessions_per_subject=2, epochs=15, mask_epochs=3,
+                    refuse_at_chance=False,
                     age_bins=2, lambda1_values=(0.01, 0.0001), lambda2_values=(0.01, 0.001), session_iterations=5, session_limit=6,
                     beta1_values=(0.1, 1.0), beta2_values=(1.0, 2.0)),
     demo=MRIConfig(cnn="demo", n_subjects=120, mask_epochs=10, session_limit=8),

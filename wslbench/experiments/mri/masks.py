@@ -22,7 +22,7 @@ from wslbench.attribution.meaningful_perturbation import MeaningfulPerturbation,
 from wslbench.data.nifti import save_nifti
 from wslbench.data.parcellation import Parcellation
 from wslbench.errors import ConfigError, InvalidInputError, RunError
-from wslbench.experiments.mri.config import MRIConfig
+from wslbench.experiments.mri.config import MRIConfig, _log
 from wslbench.experiments.mri.data import MRIData
 from wslbench.experiments.mri.train import _MASKS, MRIRun, train_fold_cached
 from wslbench.metrics.mask_similarity import (
@@ -36,7 +36,7 @@ from wslbench.models.mri import MRICNN
 from wslbench.progress import ProgressCallback, StopRequested
 from wslbench.training.mri_training import predict_proba
 
-__all__ = ["mask_similarity_table", "learned_run", "SessionMasks", "session_prob_cnn", "group_mask", "group_mask_cached", "session_masks", "mask_report", "hyperparameter_similarity", "save_mask_nifti", "intra_inter", "fold_table", "fold_masks", "cross_prob_cnn", "table_values"]
+__all__ = ["at_chance", "mask_similarity_table", "learned_run", "SessionMasks", "session_prob_cnn", "group_mask", "group_mask_cached", "session_masks", "mask_report", "hyperparameter_similarity", "save_mask_nifti", "intra_inter", "fold_table", "fold_masks", "cross_prob_cnn", "table_values"]
 
 
 def _explainer(config: MRIConfig, model: MRICNN, batch_size: int) -> MeaningfulPerturbation:
@@ -48,18 +48,30 @@ def _explainer(config: MRIConfig, model: MRICNN, batch_size: int) -> MeaningfulP
     )
 
 
+def at_chance(run: MRIRun, config: MRIConfig) -> bool:
+    """Whether the kept epoch's validation balanced accuracy (2.2.3) is unknown or below
+    ``config.min_val_balanced_accuracy``."""
+    score = run.val_balanced_accuracy
+    return score is None or score < config.min_val_balanced_accuracy
+
+
 def learned_run(config: MRIConfig, data: MRIData, fold: int = 0) -> MRIRun:
     """The fold's trained CNN, refused when it is at chance (issue 24: no mask of a network
-    that learned nothing).
+    that learned nothing), unless ``config.refuse_at_chance`` is off (the smoke preset, whose
+    seconds-long training is not expected to learn: its masks test the plumbing and the
+    notebook records and shows ``cnn_at_chance``); then a warning is logged.
 
     Raises:
-        RunError: the validation balanced accuracy of the kept epoch (2.2.3) is below
-            ``config.min_val_balanced_accuracy``.
+        RunError: :func:`at_chance` and ``config.refuse_at_chance``.
     """
     run = train_fold_cached(config, data, fold)
-    score = run.val_balanced_accuracy
-    if score is None or score < config.min_val_balanced_accuracy:
+    if at_chance(run, config):
+        score = run.val_balanced_accuracy
         shown = "none" if score is None else f"{score:.3f}"
+        if not config.refuse_at_chance:
+            _log.warning("fold-%d CNN at chance (validation balanced accuracy %s): its masks "
+                         "explain nothing (refuse_at_chance is off)", fold, shown)
+            return run
         raise RunError(
             f"the fold-{fold} CNN has validation balanced accuracy {shown}, below "
             f"min_val_balanced_accuracy = {config.min_val_balanced_accuracy:g}: it is at chance, "

@@ -79,6 +79,6 @@ def _training_key(config: MRIConfig) -> MRIConfig:
     defaults = MRIConfig()
     mask_fields = ("lambda1", "lambda2", "beta1", "beta2", "mask_lr", "mask_epochs",
                    "mask_tolerance", "mask_patience", "session_iterations", "session_limit",
-                   "min_val_balanced_accuracy", "beta1_values", "beta2_values", "lambda1_values",
+                   "min_val_balanced_accuracy", "refuse_at_chance", "beta1_values", "beta2_values", "lambda1_values",
                    "lambda2_values", "beta_lambda2", "mask_lr_cases")
     return replace(config, **{name: getattr(defaults, name) for name in mask_fields})
