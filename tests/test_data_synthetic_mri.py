@@ -258,3 +258,35 @@ def test_a_subject_keeps_its_atrophy_pattern_across_sessions() -> None:
     assert weights["L_hippocampus"] > 0 and weights["R_amygdala"] > 0, "the core is always atrophied"
     gm, atrophy = render_synthetic_mri(recs[1])
     assert atrophy.max() > 0.2 and gm.shape == atrophy.shape
+
+
+def _held_out_threshold_ba(feature: np.ndarray, y: np.ndarray, train: np.ndarray) -> float:
+    """Balanced accuracy on ``~train`` of the best one-threshold rule fitted on ``train``."""
+    from wslbench.metrics import compute_balanced_accuracy
+
+    best, rule = -1.0, None
+    for t in np.unique(feature[train]):
+        for sign in (1.0, -1.0):
+            ba = compute_balanced_accuracy((sign * feature[train] < sign * t).astype(int), y[train])
+            if ba > best:
+                best, rule = ba, (t, sign)
+    t, sign = rule
+    return compute_balanced_accuracy((sign * feature[~train] < sign * t).astype(int), y[~train])
+
+
+def test_only_the_atrophy_regions_separate_ad_from_cn() -> None:
+    """The generator must make a classifier look at the regions (issue 24): with the demo's
+    heterogeneous atrophy, a threshold on mean GM in the hippocampus/amygdala fitted on half
+    the subjects classifies the other half, while global statistics of the whole volume
+    (mean GM, share of voxels above 0.3) stay near chance."""
+    c = make_synthetic_cohort(60, 1, grid="smoke", seed=11, atrophy=0.3, region_dropout=0.5,
+                              weight_jitter=0.3, location_mm=3.0, asymmetry_sd=0.3)
+    v, y = c.volumes[:, 0].flatten(1).numpy(), c.labels.numpy()
+    train = np.arange(len(y)) < len(y) // 2
+    medial = [r for r in ATROPHY_REGIONS if "hippocampus" in r.name or "amygdala" in r.name]
+    core = np.any([region_profile(r) == 1.0 for r in medial], axis=0).ravel()
+    regional = _held_out_threshold_ba(v[:, core].mean(1), y, train)
+    global_mean = _held_out_threshold_ba(v.mean(1), y, train)
+    global_share = _held_out_threshold_ba((v > 0.3).mean(1), y, train)
+    assert regional > 0.9, regional
+    assert global_mean < 0.7 and global_share < 0.7, (global_mean, global_share)
