@@ -275,12 +275,16 @@ def _held_out_threshold_ba(feature: np.ndarray, y: np.ndarray, train: np.ndarray
 
 
 def test_only_the_atrophy_regions_separate_ad_from_cn() -> None:
-    """The generator must make a classifier look at the regions (issue 24): with the demo's
-    heterogeneous atrophy, a threshold on mean GM in the hippocampus/amygdala fitted on half
+    """The generator must make a classifier look at the regions (issue 24): with the demo
+    preset's heterogeneous atrophy, a threshold on mean GM in the hippocampus/amygdala fitted on half
     the subjects classifies the other half, while global statistics of the whole volume
     (mean GM, share of voxels above 0.3) stay near chance."""
-    c = make_synthetic_cohort(60, 1, grid="smoke", seed=11, atrophy=0.3, region_dropout=0.5,
-                              weight_jitter=0.3, location_mm=3.0, asymmetry_sd=0.3)
+    from wslbench.experiments.mri import mri_config
+
+    demo = mri_config("demo")
+    c = make_synthetic_cohort(60, 1, grid="smoke", seed=11, atrophy=demo.atrophy,
+                              region_dropout=demo.region_dropout, weight_jitter=demo.weight_jitter,
+                              location_mm=demo.location_mm, asymmetry_sd=demo.asymmetry_sd)
     v, y = c.volumes[:, 0].flatten(1).numpy(), c.labels.numpy()
     train = np.arange(len(y)) < len(y) // 2
     medial = [r for r in ATROPHY_REGIONS if "hippocampus" in r.name or "amygdala" in r.name]
