@@ -103,6 +103,7 @@ class MRIConfig:
 MRI_PRESETS = PresetTable(
     MRIConfig,
     smoke=MRIConfig(cnn="demo", n_subjects=120, sessions_per_subject=2, epochs=15, mask_epochs=3,
+                    atrophy=0.3,
                     refuse_at_chance=False,
                     age_bins=2, lambda1_values=(0.01, 0.0001), lambda2_values=(0.01, 0.001), session_iterations=5, session_limit=6,
                     beta1_values=(0.1, 1.0), beta2_values=(1.0, 2.0)),
