@@ -93,6 +93,7 @@ __all__ = [
     "atrophy_map",
     "sample_synthetic_subject",
     "render_synthetic_mri",
+    "sample_synthetic_cohort",
     "make_synthetic_cohort",
     "write_cohort",
 ]
@@ -531,6 +532,60 @@ class SyntheticCohort:
                                tuple(self.records[i] for i in idx), self.grid)
 
 
+def sample_synthetic_cohort(
+    n_subjects: int,
+    sessions_per_subject: int = 1,
+    *,
+    seed: int = 0,
+    ad_fraction: float = 0.5,
+    n_qc_fail: int = 0,
+    atrophy: float = 0.25,
+    progression: float = 0.03,
+    asymmetry: float = 0.0,
+    severity_jitter: float = 0.1,
+    warp_mm: float = 1.0,
+    session_warp_mm: float = 0.3,
+    age_rate: float = 0.002,
+    noise_std: float = 0.02,
+    region_dropout: float = 0.0,
+    weight_jitter: float = 0.0,
+    location_mm: float = 0.0,
+    asymmetry_sd: float = 0.0,
+) -> tuple[SyntheticMRIRecord, ...]:
+    """The records of :func:`make_synthetic_cohort` (every random draw, nothing rendered):
+    render them one at a time with :func:`render_synthetic_mri` to build a cohort that
+    does not fit in memory (``wslbench.data.caps.write_synthetic_caps``). Arguments as
+    :func:`make_synthetic_cohort` (without ``grid``: records are in mm).
+    """
+    for name, value in (("n_subjects", n_subjects), ("sessions_per_subject",
+                                                     sessions_per_subject)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInputError(f"{name} must be a positive int, got {value!r}")
+    _check_fraction("ad_fraction", ad_fraction)
+    n_sessions = n_subjects * sessions_per_subject
+    if isinstance(n_qc_fail, bool) or not isinstance(n_qc_fail, int) or not (
+            0 <= n_qc_fail <= n_sessions):
+        raise InvalidInputError(f"n_qc_fail must be an int in [0, {n_sessions}], got {n_qc_fail!r}")
+    cohort_ss, subjects_ss = np.random.SeedSequence(int(seed)).spawn(2)
+    cohort_rng = np.random.default_rng(cohort_ss)
+    n_ad = int(round(ad_fraction * n_subjects))
+    diagnoses = cohort_rng.permutation(["AD"] * n_ad + ["CN"] * (n_subjects - n_ad))
+    records: list[SyntheticMRIRecord] = []
+    for i, child in enumerate(subjects_ss.spawn(n_subjects)):
+        records.extend(sample_synthetic_subject(
+            np.random.default_rng(child), f"sub-SYN{i + 1:04d}", str(diagnoses[i]),
+            sessions_per_subject, atrophy=atrophy, progression=progression,
+            asymmetry=asymmetry, severity_jitter=severity_jitter, warp_mm=warp_mm,
+            session_warp_mm=session_warp_mm, age_rate=age_rate, noise_std=noise_std,
+            region_dropout=region_dropout, weight_jitter=weight_jitter,
+            location_mm=location_mm, asymmetry_sd=asymmetry_sd,
+        ))
+    failing = cohort_rng.choice(n_sessions, size=n_qc_fail, replace=False)
+    for j in failing:
+        records[j] = replace(records[j], intensity_scale=float(cohort_rng.uniform(0.6, 0.9)))
+    return tuple(records)
+
+
 def make_synthetic_cohort(
     n_subjects: int,
     sessions_per_subject: int = 1,
@@ -575,32 +630,13 @@ def make_synthetic_cohort(
         :class:`SyntheticCohort`, subjects in order, sessions in time order.
     """
     g = mni_grid(grid)
-    for name, value in (("n_subjects", n_subjects), ("sessions_per_subject",
-                                                     sessions_per_subject)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidInputError(f"{name} must be a positive int, got {value!r}")
-    _check_fraction("ad_fraction", ad_fraction)
-    n_sessions = n_subjects * sessions_per_subject
-    if isinstance(n_qc_fail, bool) or not isinstance(n_qc_fail, int) or not (
-            0 <= n_qc_fail <= n_sessions):
-        raise InvalidInputError(f"n_qc_fail must be an int in [0, {n_sessions}], got {n_qc_fail!r}")
-    cohort_ss, subjects_ss = np.random.SeedSequence(int(seed)).spawn(2)
-    cohort_rng = np.random.default_rng(cohort_ss)
-    n_ad = int(round(ad_fraction * n_subjects))
-    diagnoses = cohort_rng.permutation(["AD"] * n_ad + ["CN"] * (n_subjects - n_ad))
-    records: list[SyntheticMRIRecord] = []
-    for i, child in enumerate(subjects_ss.spawn(n_subjects)):
-        records.extend(sample_synthetic_subject(
-            np.random.default_rng(child), f"sub-SYN{i + 1:04d}", str(diagnoses[i]),
-            sessions_per_subject, atrophy=atrophy, progression=progression,
-            asymmetry=asymmetry, severity_jitter=severity_jitter, warp_mm=warp_mm,
-            session_warp_mm=session_warp_mm, age_rate=age_rate, noise_std=noise_std,
-            region_dropout=region_dropout, weight_jitter=weight_jitter,
-            location_mm=location_mm, asymmetry_sd=asymmetry_sd,
-        ))
-    failing = cohort_rng.choice(n_sessions, size=n_qc_fail, replace=False)
-    for j in failing:
-        records[j] = replace(records[j], intensity_scale=float(cohort_rng.uniform(0.6, 0.9)))
+    records = sample_synthetic_cohort(
+        n_subjects, sessions_per_subject, seed=seed, ad_fraction=ad_fraction,
+        n_qc_fail=n_qc_fail, atrophy=atrophy, progression=progression, asymmetry=asymmetry,
+        severity_jitter=severity_jitter, warp_mm=warp_mm, session_warp_mm=session_warp_mm,
+        age_rate=age_rate, noise_std=noise_std, region_dropout=region_dropout,
+        weight_jitter=weight_jitter, location_mm=location_mm, asymmetry_sd=asymmetry_sd)
+    n_sessions = len(records)
     volumes = np.empty((n_sessions, 1, *g.shape), np.float32)
     maps = np.empty_like(volumes)
     for j, rec in enumerate(records):
