@@ -238,3 +238,24 @@ def test_training_and_prediction_accept_the_lazy_store(tmp_path):
     assert prob_cnn(model, store, y, mask, batch_size=5) == prob_cnn(model, x, y, mask, batch_size=5)
     with pytest.raises(InvalidInputError, match=r"volumes must be a \(N, C, D, H, W\) tensor or a VolumeStore"):
         predict_proba(model, [x], 5)
+
+
+def test_masks_are_optimised_on_a_lazy_store_as_on_the_tensor(tmp_path):
+    from wslbench.attribution import MeaningfulPerturbation
+
+    x, y, store = _signal_volumes(tmp_path, 6)
+    model = train_mri_cnn(_linear(), x, y, range(4), range(4, 6), epochs=1, batch_size=2,
+                          lr=1e-2, seed=5).model
+    explainer = MeaningfulPerturbation(model, max_iter=3, batch_size=2, session_max_iter=3)
+    ad = [1, 3, 5]
+    group = [explainer.optimise_group(v[ad] if isinstance(v, torch.Tensor) else v.subset(ad), 1,
+                                      v[[1]] if isinstance(v, torch.Tensor) else v.subset([1]), 1)
+             for v in (x, store)]
+    assert torch.equal(group[0].mask, group[1].mask) and torch.equal(group[0].history, group[1].history)
+    session = [explainer.optimise_session(v, 1) for v in (x[ad], store.subset(ad))]
+    assert torch.equal(session[0].mask, session[1].mask)
+    nib.save(nib.Nifti1Image(np.full((12, 14, 12), np.inf, np.float32), np.eye(4)),
+             tmp_path / "inf.nii")  # save_nifti refuses it: a file written elsewhere
+    bad = NiftiVolumeStore([tmp_path / "inf.nii"])
+    with pytest.raises(DataFormatError, match="non-finite"):
+        explainer.optimise_session(bad, 1)

@@ -79,6 +79,11 @@ class VolumeStore(ABC):
         """``torch.float32``: what indexing returns."""
         return torch.float32
 
+    @property
+    def device(self) -> torch.device:
+        """The CPU: batches are read into CPU tensors (move them to the model's device)."""
+        return torch.device("cpu")
+
     def __len__(self) -> int:
         return self.shape[0]
 

@@ -53,6 +53,16 @@ class MRIConfig:
         train_seed: seed of the CNN initialisation and data order (runs differ by it).
         seed: seed of the synthetic cohort (the split uses random_state 2).
         device: ``None`` takes CUDA when available.
+        data_dir: a CAPS-like folder of real GM maps (``participants.tsv`` with ClinicaDL's
+            participant_id, session_id, diagnosis AD/CN, age, sex, and the ``t1-volume`` maps;
+            :func:`~wslbench.data.caps.read_caps`), read lazily instead of the synthetic
+            cohort; without ground-truth atrophy the truth-based metrics are absent.
+        atlas_path: a label atlas NIfTI (AAL2-style, 2.4) on the maps' grid for the ROI
+            similarity; ``None`` takes the default parcellation (maps on a known MNI grid).
+        cohort_on_disk: generate the synthetic cohort session by session into a cache
+            folder (``$WSLBENCH_CACHE_DIR/mri_cohorts`` or ``~/.cache/wslbench/mri_cohorts``)
+            and read it back lazily, so memory stays bounded by a batch (on in ``paper``:
+            666 × 3 sessions at 121×145×121 are 17 GB as float32).
     """
 
     grid: Literal["paper", "smoke"] = "smoke"
@@ -98,6 +108,9 @@ class MRIConfig:
     train_seed: int = 0
     seed: int = 0
     device: str | None = None
+    data_dir: str | None = None
+    atlas_path: str | None = None
+    cohort_on_disk: bool = False
 
 
 MRI_PRESETS = PresetTable(
@@ -110,7 +123,7 @@ MRI_PRESETS = PresetTable(
     demo=MRIConfig(cnn="demo", n_subjects=120, mask_epochs=10, session_limit=8),
     paper=MRIConfig(grid="paper", cnn="paper", n_subjects=666, sessions_per_subject=3,
                     epochs=30, lr=1e-4, folds_to_run=5, mask_epochs=150, session_iterations=5000,
-                    age_bins=5, stability_folds=5, stability_runs=5),
+                    age_bins=5, stability_folds=5, stability_runs=5, cohort_on_disk=True),
 )
 
 

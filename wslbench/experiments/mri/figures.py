@@ -1,5 +1,10 @@
 """Figures of notebook 05: the group mask next to the true atrophy, session masks of two
-subjects side by side (Thibeau-Sutre et al. 2020, Fig. 3, 5 and 6 show masks on slices)."""
+subjects side by side (Thibeau-Sutre et al. 2020, Fig. 3, 5 and 6 show masks on slices).
+
+Means over the AD sessions are streamed batch by batch (:func:`~wslbench.data.volume_store.mean_volume`),
+so a cohort read lazily from disk is never materialised. A cohort without ground truth
+(real data, ``atrophy_maps`` is ``None``) shows the masks alone, through the voxel the mask
+perturbs most."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from wslbench.data.volume_store import mean_volume
 from wslbench.errors import InvalidInputError
 from wslbench.experiments.mri.data import MRIData
 from wslbench.experiments.mri.masks import SessionMasks
@@ -16,13 +22,29 @@ from wslbench.viz.volume import AXIS_NAMES, orthogonal_slices
 __all__ = ["atrophy_centre", "group_vs_truth_figure", "session_masks_figure"]
 
 
-def atrophy_centre(data: MRIData) -> tuple[int, int, int]:
-    """Voxel of the highest mean true atrophy over the AD sessions (the slices go through it)."""
-    ad = data.cohort.labels == 1
-    if not bool(ad.any()):
+def _ad_indices(data: MRIData) -> np.ndarray:
+    ad = np.flatnonzero((data.cohort.labels == 1).numpy())
+    if ad.size == 0:
         raise InvalidInputError("the cohort holds no AD session; there is no atrophy to show")
-    mean = data.cohort.atrophy_maps[ad].mean(0)[0].numpy()
-    return tuple(int(i) for i in np.unravel_index(int(mean.argmax()), mean.shape))  # type: ignore[return-value]
+    return ad
+
+
+def _argmax(volume: np.ndarray) -> tuple[int, int, int]:
+    return tuple(int(i) for i in np.unravel_index(int(volume.argmax()), volume.shape))  # type: ignore[return-value]
+
+
+def atrophy_centre(data: MRIData, mask: torch.Tensor | None = None) -> tuple[int, int, int]:
+    """Voxel of the highest mean true atrophy over the AD sessions (the slices go through it).
+
+    Without ground truth (``atrophy_maps`` is ``None``): the voxel of the highest ``1 − m``
+    of ``mask`` (one mask, or the mean of several), else the grid's centre."""
+    ad = _ad_indices(data)
+    if data.cohort.atrophy_maps is not None:
+        return _argmax(mean_volume(data.cohort.atrophy_maps, ad)[0].numpy())
+    shape = tuple(int(s) for s in data.cohort.volumes.shape[2:])
+    if mask is None:
+        return tuple(s // 2 for s in shape)  # type: ignore[return-value]
+    return _argmax(1.0 - mask.reshape(-1, *shape).mean(0).numpy())
 
 
 def _row(axes: np.ndarray, background: np.ndarray, overlay: np.ndarray, index: tuple[int, int, int],
@@ -39,14 +61,17 @@ def _row(axes: np.ndarray, background: np.ndarray, overlay: np.ndarray, index: t
 def group_vs_truth_figure(data: MRIData, mask: torch.Tensor) -> Figure:
     """Two rows of sagittal, coronal and axial slices through :func:`atrophy_centre`: the group
     mask's ``1 − m`` (top) and the mean true atrophy of the AD sessions (bottom), both on the
-    mean GM map of the AD sessions."""
-    ad = data.cohort.labels == 1
-    background = data.cohort.volumes[ad].mean(0)[0].numpy()
-    truth = data.cohort.atrophy_maps[ad].mean(0)[0].numpy()
-    index = atrophy_centre(data)
-    fig, axes = plt.subplots(2, 3, figsize=(9, 6))
+    mean GM map of the AD sessions; one row (the mask) for a cohort without ground truth."""
+    ad = _ad_indices(data)
+    background = mean_volume(data.cohort.volumes, ad)[0].numpy()
+    truth = (None if data.cohort.atrophy_maps is None
+             else mean_volume(data.cohort.atrophy_maps, ad)[0].numpy())
+    index = atrophy_centre(data, mask)
+    fig, axes = plt.subplots(1 if truth is None else 2, 3, figsize=(9, 3 if truth is None else 6),
+                             squeeze=False)
     _row(axes[0], background, 1.0 - mask.reshape(background.shape).numpy(), index, "group mask 1 − m")
-    _row(axes[1], background, truth, index, "true atrophy")
+    if truth is not None:
+        _row(axes[1], background, truth, index, "true atrophy")
     fig.tight_layout()
     return fig
 
@@ -54,12 +79,13 @@ def group_vs_truth_figure(data: MRIData, mask: torch.Tensor) -> Figure:
 def session_masks_figure(data: MRIData, sessions: SessionMasks, n_subjects: int = 2) -> Figure:
     """Coronal slices of the session masks' ``1 − m`` on their own GM map: one row per subject
     (the first ``n_subjects``), one column per session, with the session's true atrophy
-    outlined (cyan)."""
+    outlined (cyan) when the cohort has ground truth."""
     subjects = list(dict.fromkeys(sessions.subjects))[:n_subjects]
     rows = [[i for i, s in enumerate(sessions.subjects) if s == subject] for subject in subjects]
     if not rows:
         raise InvalidInputError("no session mask to show")
-    j = atrophy_centre(data)[1]
+    j = atrophy_centre(data, sessions.masks)[1]
+    volumes, truths = data.cohort.volumes, data.cohort.atrophy_maps
     cols = max(len(r) for r in rows)
     fig, axes = plt.subplots(len(rows), cols, figsize=(3 * cols, 3 * len(rows)), squeeze=False)
     for r, members in enumerate(rows):
@@ -70,12 +96,12 @@ def session_masks_figure(data: MRIData, sessions: SessionMasks, n_subjects: int 
                 continue
             i = members[c]
             k = int(sessions.indices[i])
-            gm = np.rot90(data.cohort.volumes[k, 0, :, j, :].numpy())
+            gm = np.rot90(volumes[[k]][0, 0, :, j, :].numpy())
             over = np.rot90(1.0 - sessions.masks[i, 0, :, j, :].numpy())
-            truth = np.rot90(data.cohort.atrophy_maps[k, 0, :, j, :].numpy())
             ax.imshow(gm, cmap="gray")
             ax.imshow(np.ma.masked_less_equal(over, 0.05), cmap="hot", vmin=0, vmax=1, alpha=0.7)
-            if truth.max() > 0.05:
+            truth = None if truths is None else np.rot90(truths[[k]][0, 0, :, j, :].numpy())
+            if truth is not None and truth.max() > 0.05:
                 ax.contour(truth, levels=[0.05], colors="cyan", linewidths=1)
             ax.set_title(f"{sessions.subjects[i]} {data.cohort.session_ids[k]}", fontsize=9)
     fig.tight_layout()

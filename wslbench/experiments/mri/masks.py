@@ -21,6 +21,7 @@ import torch
 from wslbench.attribution.meaningful_perturbation import MeaningfulPerturbation, PerturbationResult
 from wslbench.data.nifti import save_nifti
 from wslbench.data.parcellation import Parcellation
+from wslbench.data.volume_store import mean_volume, select_volumes
 from wslbench.errors import ConfigError, InvalidInputError, RunError
 from wslbench.experiments.mri.config import MRIConfig, _log
 from wslbench.experiments.mri.data import MRIData
@@ -36,7 +37,12 @@ from wslbench.models.mri import MRICNN
 from wslbench.progress import ProgressCallback, StopRequested
 from wslbench.training.mri_training import predict_proba
 
-__all__ = ["at_chance", "mask_similarity_table", "learned_run", "SessionMasks", "session_prob_cnn", "group_mask", "group_mask_cached", "session_masks", "mask_report", "hyperparameter_similarity", "save_mask_nifti", "intra_inter", "fold_table", "fold_masks", "cross_prob_cnn", "table_values"]
+__all__ = ["TRUTH_METRICS", "at_chance", "mask_similarity_table", "learned_run", "SessionMasks", "session_prob_cnn", "group_mask", "group_mask_cached", "session_masks", "mask_report", "hyperparameter_similarity", "save_mask_nifti", "intra_inter", "fold_table", "fold_masks", "cross_prob_cnn", "table_values"]
+
+
+#: Entries of :func:`mask_report` that need the ground-truth atrophy (``None`` without it).
+TRUTH_METRICS: tuple[str, ...] = ("dice_atrophy", "iou_atrophy", "energy_in_atrophy",
+                                  "atrophy_share", "energy_ratio")
 
 
 def _explainer(config: MRIConfig, model: MRICNN, batch_size: int) -> MeaningfulPerturbation:
@@ -109,9 +115,9 @@ def group_mask(
     selected / early-stopped on the correctly classified AD images of its validation set.
     A cancel through ``progress`` returns the best mask so far with ``interrupted=True``."""
     run, images, val = _group_images(config, data, fold)
-    v = data.cohort.volumes
-    return _explainer(config, run.model, 1).optimise_group(v[images], 1, v[val], 1,
-                                                           progress=progress)
+    v = data.cohort.volumes  # a lazy cohort stays lazy: images are read one update at a time
+    return _explainer(config, run.model, 1).optimise_group(
+        select_volumes(v, images), 1, select_volumes(v, val), 1, progress=progress)
 
 
 def group_mask_cached(
@@ -162,7 +168,7 @@ def session_masks(
             f"{len(chosen)} correctly classified AD sessions of repeated subjects; the intra- vs "
             "inter-subject comparison needs two subjects")
     result = _explainer(config, run.model, config.batch_size).optimise_session(
-        cohort.volumes[chosen], 1, progress=progress)
+        select_volumes(cohort.volumes, chosen), 1, progress=progress)
     return SessionMasks(result.mask, [str(ids[i]) for i in chosen], chosen, eligible)
 
 
@@ -191,24 +197,32 @@ def session_prob_cnn(
 
 def mask_report(
     config: MRIConfig, data: MRIData, mask: torch.Tensor, *, fold: int = 0
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """prob_CNN (2.4) of the correctly classified AD validation images with and without the
     mask, and the agreement of the mask with the true atrophy of the images it was
     optimised on (where their mean atrophy map exceeds 5 %): Dice / IoU of the voxels below
     0.95, the share of ``1 − m`` inside the atrophy (``energy_in_atrophy``), the atrophy's
-    share of the brain (``atrophy_share``, brain: mean GM > 0.1) and their ratio."""
+    share of the brain (``atrophy_share``, brain: mean GM > 0.1) and their ratio.
+
+    A cohort without ground truth (real data: ``atrophy_maps`` is ``None``) has the
+    truth-based entries (:data:`TRUTH_METRICS`) set to ``None``. Means over the images are
+    streamed batch by batch (a lazy cohort is never materialised)."""
     run, images, val = _group_images(config, data, fold)
-    v = data.cohort.volumes[val]
+    v = select_volumes(data.cohort.volumes, val)
     clean = prob_cnn(run.model, v, 1, torch.ones_like(mask), batch_size=config.batch_size)
     masked = prob_cnn(run.model, v, 1, mask, batch_size=config.batch_size)
-    truth = data.cohort.atrophy_maps[images].mean(0)[0] > 0.05  # GM reduced by over 5 %
-    brain = data.cohort.volumes[images].mean(0)[0] > 0.1
+    out: dict[str, float | None] = {"prob_cnn_clean": clean, "prob_cnn_masked": masked,
+                                    "ad_probability_drop": 1.0 - masked / clean}
+    if data.cohort.atrophy_maps is None:
+        return {**out, **dict.fromkeys(TRUTH_METRICS)}
+    # GM reduced by over 5 %
+    truth = mean_volume(data.cohort.atrophy_maps, images, config.batch_size)[0] > 0.05
+    brain = mean_volume(data.cohort.volumes, images, config.batch_size)[0] > 0.1
     overlap = mask_overlap(mask[0, 0], truth, threshold=0.95)
     share = float(truth.sum() / brain.sum())
-    return {"prob_cnn_clean": clean, "prob_cnn_masked": masked,
-            "ad_probability_drop": 1.0 - masked / clean, "dice_atrophy": overlap.dice,
-            "iou_atrophy": overlap.iou, "energy_in_atrophy": overlap.energy,
-            "atrophy_share": share, "energy_ratio": overlap.energy / share}
+    return {**out, "dice_atrophy": overlap.dice, "iou_atrophy": overlap.iou,
+            "energy_in_atrophy": overlap.energy, "atrophy_share": share,
+            "energy_ratio": overlap.energy / share}
 
 
 def hyperparameter_similarity(
@@ -287,7 +301,7 @@ def cross_prob_cnn(
     table = {}
     for k in folds:
         run, _, val = _group_images(config, data, k)
-        v = data.cohort.volumes[val]
+        v = select_volumes(data.cohort.volumes, val)
         table[f"fold {k}"] = {name: prob_cnn(run.model, v, 1, m, batch_size=config.batch_size)
                               for name, m in masks.items()}
     return pd.DataFrame(table)
