@@ -335,7 +335,7 @@ def mean_volume(
 ) -> torch.Tensor:
     """Voxelwise mean ``(C, D, H, W)`` float32 of the volumes at ``indices``.
 
-    A store is streamed (float64 sums; at most one batch is held); a tensor, already in
+    A store is streamed (float64 sums, one batch held at a time); a tensor, already in
     memory, is averaged at once in float32 (``volumes[indices].mean(0)``).
 
     Raises:
@@ -349,8 +349,8 @@ def mean_volume(
     total: torch.Tensor | None = None
     count = 0
     for part, batch in iter_volume_batches(volumes, indices, batch_size):
-        s = batch.to(torch.float64).sum(0)
-        total = s if total is None else total + s
+        for volume in batch:  # in place, one volume at a time: no float64 copy of the batch
+            total = volume.to(torch.float64) if total is None else total.add_(volume)
         count += part.size
     if total is None:
         raise InvalidInputError("mean_volume needs at least one volume; none was selected")
