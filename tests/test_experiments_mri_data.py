@@ -78,8 +78,12 @@ def test_a_user_folder_runs_the_experiment_without_ground_truth(user_folder, mon
     assert all(report[k] is None for k in mri.TRUTH_METRICS)
     assert 0.0 <= report["prob_cnn_masked"] <= 1.0 and report["prob_cnn_clean"] > 0.5
     assert len(mri.group_vs_truth_figure(data, mask).axes) == 3  # the mask only, no truth row
-    centre = mri.atrophy_centre(data, mask)
-    assert (1 - mask[0, 0])[centre] == (1 - mask).max()
+    speck = torch.ones_like(mask)
+    speck[0, 0, 2, 2, 2] = 0.0  # one voxel outside the brain
+    speck[0, 0, 20:26, 30:36, 20:26] = 0.5  # a blob inside
+    centre = mri.atrophy_centre(data, speck)
+    assert all(a <= c <= b for c, a, b in zip(centre, (20, 30, 20), (25, 35, 25))), centre
+    assert data.atlas.labels[centre] > 0
     sessions = mri.session_masks(config, data)
     fig = mri.session_masks_figure(data, sessions)
     assert not any(ax.collections for ax in fig.axes), "no truth contour without ground truth"

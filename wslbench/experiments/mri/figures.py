@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from scipy import ndimage
 
 from wslbench.data.volume_store import mean_volume
 from wslbench.errors import InvalidInputError
@@ -37,14 +38,17 @@ def atrophy_centre(data: MRIData, mask: torch.Tensor | None = None) -> tuple[int
     """Voxel of the highest mean true atrophy over the AD sessions (the slices go through it).
 
     Without ground truth (``atrophy_maps`` is ``None``): the voxel of the highest ``1 − m``
-    of ``mask`` (one mask, or the mean of several), else the grid's centre."""
+    of ``mask`` (one mask, or the mean of several), smoothed (Gaussian, σ = 1 voxel, so an
+    isolated voxel does not win) and restricted to the atlas's regions; without a mask, the
+    grid's centre."""
     ad = _ad_indices(data)
     if data.cohort.atrophy_maps is not None:
         return _argmax(mean_volume(data.cohort.atrophy_maps, ad)[0].numpy())
     shape = tuple(int(s) for s in data.cohort.volumes.shape[2:])
     if mask is None:
         return tuple(s // 2 for s in shape)  # type: ignore[return-value]
-    return _argmax(1.0 - mask.reshape(-1, *shape).mean(0).numpy())
+    weight = ndimage.gaussian_filter(1.0 - mask.reshape(-1, *shape).mean(0).numpy(), 1.0)
+    return _argmax(np.where(data.atlas.labels > 0, weight, -np.inf))
 
 
 def _row(axes: np.ndarray, background: np.ndarray, overlay: np.ndarray, index: tuple[int, int, int],
