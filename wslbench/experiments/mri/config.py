@@ -29,6 +29,9 @@ class MRIConfig:
         region_dropout, weight_jitter, location_mm, asymmetry_sd: how AD subjects' atrophy
             differs (:func:`~wslbench.data.synthetic_mri.sample_synthetic_subject`), so that
             intra- and inter-subject similarity can differ (2.3.4).
+        cn_decoy: CN subjects lose as much GM as AD subjects, at random places away from
+            the AD regions, so that only the location of the loss tells AD from CN (a
+            whole-volume GM histogram must not classify, DESIGN §9).
         n_qc_fail: sessions made to fail the quality check (max < 0.95, 2.3.1).
         n_splits, folds_to_run, test_fraction: subject-level CV (5 folds, 2.2.3).
         age_bins: age strata of the age/sex matching of the test set.
@@ -65,6 +68,7 @@ class MRIConfig:
     weight_jitter: float = 0.3
     location_mm: float = 3.0
     asymmetry_sd: float = 0.3
+    cn_decoy: bool = True
     n_qc_fail: int = 1
     n_splits: int = 5
     folds_to_run: int = 1

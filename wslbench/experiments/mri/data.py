@@ -41,7 +41,8 @@ def make_mri_data(config: MRIConfig) -> MRIData:
                                  region_dropout=config.region_dropout,
                                  weight_jitter=config.weight_jitter,
                                  location_mm=config.location_mm,
-                                 asymmetry_sd=config.asymmetry_sd)
+                                 asymmetry_sd=config.asymmetry_sd,
+                                 cn_decoy=config.cn_decoy)
     _, report = quality_check(full.volumes, keys=full.keys)
     rejected = [(r.participant_id, r.session_id, float(r.max_value)) for r in report.rejected]
     cohort = full.select(list(report.kept))
