@@ -66,6 +66,8 @@ def test_the_lazy_store_reads_what_the_tensor_holds(written):
         assert torch.equal(got, cohort.volumes[key]), key
     assert torch.equal(lazy[4], cohort.volumes[4])  # one volume: (C, D, H, W), as a tensor
     assert torch.equal(lazy[4, 0, :, 30], cohort.volumes[4, 0, :, 30])
+    assert torch.equal(lazy[[1, 3], 0], cohort.volumes[[1, 3], 0])  # (B, D, H, W)
+    assert torch.equal(lazy[np.array([2, 0]), 0, :, 5], cohort.volumes[np.array([2, 0]), 0, :, 5])
     assert torch.equal(lazy.subset([9, 1])[[1, 0]], cohort.volumes[[1, 9]])
     assert lazy[[]].shape == (0, 1, 61, 73, 61)
     with pytest.raises(InvalidInputError, match="out of range"):
@@ -164,6 +166,17 @@ def test_a_malformed_folder_gets_a_clear_error(caps, case, error, match):
         maps[0].write_bytes(b"not a nifti file")
     with pytest.raises(error, match=match):
         read_caps(caps)
+
+
+def test_mni_grid_of_recognises_the_synthetic_grids_only():
+    from wslbench.data import mni_grid, mni_grid_of
+
+    for size in ("paper", "smoke", 4.0):
+        g = mni_grid(size)
+        assert mni_grid_of(g.shape, g.affine) == g
+    g = mni_grid(4.0)
+    assert mni_grid_of((g.shape[0] + 1, *g.shape[1:]), g.affine) is None
+    assert mni_grid_of(g.shape, np.eye(4)) is None
 
 
 def test_an_atlas_is_checked_against_the_maps_grid(written, tmp_path):

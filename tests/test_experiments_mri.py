@@ -223,26 +223,32 @@ def test_masks_use_only_correctly_classified_ad_images(smoke):
 
 class _Oracle(torch.nn.Module):
     """Stand-in for a trained CNN: AD logit from the mean GM of the hippocampus and amygdala
-    cores (where the synthetic atrophy always is); differentiable in the input, so masks can
-    be optimised on it without training a network."""
+    cores (where the synthetic atrophy always is), its threshold halfway between the CN and
+    AD means of the training sessions and its slope 2 / (CN − AD) (AD probability about 0.73 at the AD mean); differentiable in the
+    input, so masks can be optimised on it without training a network."""
 
-    def __init__(self, grid: str) -> None:
+    def __init__(self, data, train) -> None:
         super().__init__()
         from wslbench.data.synthetic_mri import ATROPHY_REGIONS, region_profile
 
+        grid = data.cohort.grid.voxel_size
         w = sum(torch.from_numpy(region_profile(r, grid).copy()) for r in ATROPHY_REGIONS[:4])
         self.register_buffer("w", w / w.sum())
-        self.scale = torch.nn.Parameter(torch.tensor(40.0))
+        score = (data.cohort.volumes[train, 0] * self.w).flatten(1).sum(1)
+        y = data.cohort.labels[train]
+        cn, ad = float(score[y == 0].mean()), float(score[y == 1].mean())
+        self.threshold = (cn + ad) / 2
+        self.scale = torch.nn.Parameter(torch.tensor(2.0 / (cn - ad)))
 
     def forward(self, x):
-        z = self.scale * (0.55 - (x[:, 0] * self.w).flatten(1).sum(1))
+        z = self.scale * (self.threshold - (x[:, 0] * self.w).flatten(1).sum(1))
         return torch.stack([-z, z], 1)
 
 
 def _oracle_run(config, data, fold=0, progress=None):
     import pandas as pd
 
-    return mri.MRIRun(_Oracle(config.grid), fold,
+    return mri.MRIRun(_Oracle(data, data.folds[fold].train), fold,
                       pd.DataFrame({"epoch": [1], "val_balanced_accuracy": [0.95]}), 1, 0.95)
 
 

@@ -31,7 +31,7 @@ def test_the_paper_preset_generates_its_cohort_to_disk_and_reads_it_lazily(tmp_p
     memory = make_synthetic_cohort(10, 2, grid="smoke", seed=0, atrophy=config.atrophy,
                                    n_qc_fail=config.n_qc_fail, region_dropout=config.region_dropout,
                                    weight_jitter=config.weight_jitter, location_mm=config.location_mm,
-                                   asymmetry_sd=config.asymmetry_sd)
+                                   asymmetry_sd=config.asymmetry_sd, cn_decoy=config.cn_decoy)
 
     def never(*args, **kwargs):
         raise AssertionError("the on-disk cohort must not be built in memory")

@@ -388,7 +388,7 @@ from wslbench.data.caps import (  # noqa: E402
     atrophy_map_path,
     caps_map_path,
     load_atlas,
-    named_grid,
+    mni_grid_of,
     read_caps,
     write_synthetic_caps,
 )
@@ -411,7 +411,7 @@ __all__ += [
     "atrophy_map_path",
     "caps_map_path",
     "load_atlas",
-    "named_grid",
+    "mni_grid_of",
     "read_caps",
     "write_synthetic_caps",
     "sample_synthetic_cohort",

@@ -48,7 +48,6 @@ from wslbench.data.nifti import save_nifti
 from wslbench.data.parcellation import Parcellation, check_parcellation_grid, load_parcellation
 from wslbench.data.synthetic_mri import (
     COHORT_TSV_NAME,
-    GRID_VOXEL_SIZES,
     MNIGrid,
     SyntheticMRIRecord,
     mni_grid,
@@ -65,7 +64,7 @@ __all__ = [
     "atrophy_map_path",
     "read_caps",
     "write_synthetic_caps",
-    "named_grid",
+    "mni_grid_of",
     "load_atlas",
 ]
 
@@ -112,6 +111,11 @@ class MRICohort:
     def keys(self) -> tuple[tuple[str, str], ...]:
         """``(participant_id, session_id)`` of each session (for ``quality_check``)."""
         return tuple(zip(self.participant_ids, self.session_ids))
+
+    @property
+    def grid(self) -> MNIGrid | None:
+        """The maps' MNI grid (:func:`mni_grid_of`), ``None`` when they lie on another grid."""
+        return mni_grid_of(self.volumes.shape[2:], self.affine)
 
     def select(self, indices: IndexLike) -> MRICohort:
         """The sessions at ``indices``, in that order (a lazy store stays lazy)."""
@@ -264,13 +268,15 @@ def write_synthetic_caps(
     return write_cohort_tsv(rows, tsv)
 
 
-def named_grid(shape: Sequence[int], affine: np.ndarray, *, atol: float = 1e-3) -> str | None:
-    """The name (``"paper"``, ``"smoke"``) of the MNI grid of :mod:`~wslbench.data.synthetic_mri`
-    with this shape and affine, or ``None``."""
-    for name in GRID_VOXEL_SIZES:
-        g: MNIGrid = mni_grid(name)
-        if tuple(int(v) for v in shape) == g.shape and np.allclose(affine, g.affine, atol=atol):
-            return name
+def mni_grid_of(shape: Sequence[int], affine: np.ndarray, *, atol: float = 1e-3) -> MNIGrid | None:
+    """The MNI grid of :mod:`~wslbench.data.synthetic_mri` (SPM's bounding box at an isotropic
+    voxel size in [1, 12] mm) with this shape and affine, or ``None``."""
+    size = abs(float(np.asarray(affine)[0, 0]))
+    if not 1.0 <= size <= 12.0:
+        return None
+    g = mni_grid(size)
+    if tuple(int(v) for v in shape) == g.shape and np.allclose(affine, g.affine, atol=atol):
+        return g
     return None
 
 

@@ -9,8 +9,8 @@ one ``(N, 1, D, H, W)`` tensor:
 - ``store.shape`` is ``(N, C, D, H, W)``, ``len(store)`` is ``N``;
 - ``store[indices]`` (a list, an int array or tensor, a bool mask of length ``N`` or a
   slice) returns a ``(B, C, D, H, W)`` float32 tensor of those volumes, in that order;
-  ``store[i]`` returns ``(C, D, H, W)`` and ``store[i, 0, :, j]`` indexes the volume read,
-  as a tensor would;
+  ``store[i]`` returns ``(C, D, H, W)``, and ``store[i, 0, :, j]`` or ``store[indices, 0]``
+  index what was read as a tensor would (one advanced index, on the volume axis);
 - ``store.subset(indices)`` is a store of those volumes (nothing is read).
 
 :class:`TensorVolumeStore` wraps a tensor already in memory; :class:`NiftiVolumeStore`
@@ -120,10 +120,13 @@ class VolumeStore(ABC):
         return np.where(arr < 0, arr + n, arr).astype(np.int64)
 
     def __getitem__(self, key: IndexLike | tuple) -> torch.Tensor:
-        if isinstance(key, tuple):
+        if isinstance(key, tuple):  # volumes first, then the rest on what was read
             if not key:
                 raise InvalidInputError("empty index; expected volume indices")
-            return self[key[0]][key[1:]]
+            first, rest = key[0], key[1:]
+            if isinstance(first, int | np.integer) and not isinstance(first, bool):
+                return self[first][rest]  # one volume: the volume axis is gone, as in a tensor
+            return self[first][(slice(None), *rest)]
         if isinstance(key, int | np.integer) and not isinstance(key, bool):
             return self._read(self.indices(int(key)))[0]
         index = self.indices(key)

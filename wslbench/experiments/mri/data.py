@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wslbench.data import synthetic_mri
-from wslbench.data.caps import MRICohort, load_atlas, named_grid, read_caps, write_synthetic_caps
+from wslbench.data.caps import MRICohort, load_atlas, read_caps, write_synthetic_caps
 from wslbench.data.cohort_tsv import quality_check
 from wslbench.data.parcellation import Parcellation, default_parcellation
 from wslbench.data.synthetic_mri import (
@@ -77,7 +77,8 @@ def _sample(config: MRIConfig) -> tuple[synthetic_mri.SyntheticMRIRecord, ...]:
         config.n_subjects, config.sessions_per_subject, seed=config.seed,
         ad_fraction=config.ad_fraction, atrophy=config.atrophy, n_qc_fail=config.n_qc_fail,
         region_dropout=config.region_dropout, weight_jitter=config.weight_jitter,
-        location_mm=config.location_mm, asymmetry_sd=config.asymmetry_sd)
+        location_mm=config.location_mm, asymmetry_sd=config.asymmetry_sd,
+        cn_decoy=config.cn_decoy)
 
 
 def synthetic_cohort_on_disk(
@@ -113,13 +114,15 @@ def _atlas(config: MRIConfig, cohort: SyntheticCohort | MRICohort) -> Parcellati
     shape = tuple(cohort.volumes.shape[2:])
     if config.atlas_path is not None:
         return load_atlas(config.atlas_path, shape, cohort.affine)
-    name = named_grid(shape, cohort.affine)
-    if name is None:
+    if isinstance(cohort, SyntheticCohort):
+        return default_parcellation(grid=config.grid)
+    if cohort.grid is None:
         raise ConfigError(
-            f"the maps of {config.data_dir} lie on a {'×'.join(map(str, shape))} grid that is "
-            "not an MNI grid wslbench knows (121×145×121 at 1.5 mm or 61×73×61 at 3 mm); pass "
-            "atlas_path, a label NIfTI (e.g. AAL2) on the maps' grid, for the ROI similarity (2.4)")
-    return default_parcellation(grid=name)
+            f"the maps of {cohort.source} lie on a {'×'.join(map(str, shape))} grid that is not "
+            "an MNI grid of wslbench (SPM's bounding box at an isotropic voxel size, e.g. "
+            "121×145×121 at 1.5 mm); pass atlas_path, a label NIfTI (e.g. AAL2) on the maps' "
+            "grid, for the ROI similarity (2.4)")
+    return default_parcellation(grid=cohort.grid.voxel_size)
 
 
 def make_mri_data(config: MRIConfig, *, progress: ProgressCallback | None = None) -> MRIData:
@@ -148,7 +151,8 @@ def make_mri_data(config: MRIConfig, *, progress: ProgressCallback | None = None
                                      region_dropout=config.region_dropout,
                                      weight_jitter=config.weight_jitter,
                                      location_mm=config.location_mm,
-                                     asymmetry_sd=config.asymmetry_sd)
+                                     asymmetry_sd=config.asymmetry_sd,
+                                     cn_decoy=config.cn_decoy)
     atlas = _atlas(config, full)
     _, report = quality_check(full.volumes, keys=full.keys)
     rejected = [(r.participant_id, r.session_id, float(r.max_value)) for r in report.rejected]
