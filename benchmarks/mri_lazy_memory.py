@@ -48,10 +48,14 @@ def _phase_baseline() -> dict:
 
 def _phase_generate(folder: Path, sessions: int) -> dict:
     from wslbench.data import sample_synthetic_cohort, write_synthetic_caps
+    from wslbench.experiments.mri import mri_config
 
     start = time.perf_counter()
-    records = sample_synthetic_cohort(math.ceil(sessions / 2), 2, seed=0, atrophy=0.6,
-                                      n_qc_fail=2)[:sessions]
+    c = mri_config("paper")  # the paper preset's cohort, fewer subjects, 2 sessions each
+    records = sample_synthetic_cohort(
+        math.ceil(sessions / 2), 2, seed=0, ad_fraction=c.ad_fraction, atrophy=c.atrophy,
+        n_qc_fail=2, region_dropout=c.region_dropout, weight_jitter=c.weight_jitter,
+        location_mm=c.location_mm, asymmetry_sd=c.asymmetry_sd, cn_decoy=c.cn_decoy)[:sessions]
     write_synthetic_caps(records, folder, "paper", atrophy_maps=False)
     return {"peak_mib": _peak_mib(), "seconds": time.perf_counter() - start}
 
