@@ -282,3 +282,18 @@ def test_claims_are_declared_and_a_cnn_at_chance_reproduces_none_of_the_mask_cla
     verdicts = {c.id: judge(c, seeds) for c in mri.CLAIMS.claims}
     assert not any(v["reproduced"] for v in verdicts.values())
     assert all(v["below_floor"] for k, v in verdicts.items() if k != "cnn_learns")
+
+
+def test_neighbour_similarity_counts_a_mask_that_perturbs_nothing_as_zero(smoke):
+    """stable_neighbours (3.2.3): the same mask is similar 1; an all-ones neighbour (its
+    regularisation won) shares no location and counts 0 instead of an undefined cosine."""
+    from wslbench.experiments.mri.claims import _neighbour_similarity
+
+    _, data = smoke
+    labels = data.atlas.labels
+    base = torch.ones((1, 1, *labels.shape))
+    base[0, 0][torch.from_numpy(labels == 1)] = 0.2
+    still = torch.ones_like(base)
+    assert _neighbour_similarity(base, [base.clone()], labels) == pytest.approx(1.0)
+    assert _neighbour_similarity(base, [base.clone(), still], labels) == pytest.approx(0.5)
+    assert np.isnan(_neighbour_similarity(still, [base], labels))

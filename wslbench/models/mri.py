@@ -87,8 +87,9 @@ MRI_CNN_CONFIGS: dict[str, MRICNNConfig] = {
     "demo": MRICNNConfig(channels=(4, 8, 16, 8), convs_per_block=(1,) * 4),
 }
 """Named configurations: ``"paper"`` (see the module docstring), ``"smoke"`` (shape tests)
-and ``"demo"``: four blocks on the 3 mm grid (61×73×61 → 4×5×4×8), so the linear layer
-still sees *where* gray matter is missing. The last block has 8 filters, not 32: the head's
+and ``"demo"``: four blocks, used on the 4 mm grid of the ``smoke`` and ``demo`` experiment
+presets (45×55×46 → 2×3×2×8; 61×73×61 → 4×5×4×8 at 3 mm), so the linear layer still sees
+*where* gray matter is missing. The last block has 8 filters, not 32: the head's
 inputs are max-pooled leaky ReLUs, all positive (about 1), and Adam moves every weight by about
 ``lr`` in the same direction, so one step at lr 1e-3 shifted every AD−CN logit by 5.1 with
 4×5×4×32 = 2,560 inputs and by 0.6 with 640 (issue 24, measured on 8 smoke-grid volumes): the
