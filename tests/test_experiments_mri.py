@@ -41,6 +41,7 @@ def test_presets_and_errors():
     assert (paper.epochs, paper.patience, paper.n_splits, paper.folds_to_run) == (30, 5, 5, 5)
     assert (paper.mask_epochs, paper.mask_tolerance, paper.mask_patience) == (150, 0.05, 5)
     assert paper.session_iterations == 5000 and paper.session_limit is None
+    assert paper.session_factor == 100.0  # lambda x 100 for session masks (2.3.4)
     assert paper.beta1_values == (0.1, 0.5, 1.0, 2.0) and paper.beta2_values == (1.0, 2.0, 3.0)
     assert paper.lambda1_values == paper.lambda2_values == (0.1, 0.01, 0.001, 0.0001)
     assert paper.beta_lambda2 == 1e-3 and ("lambda2", 0.1, 0.01) in paper.mask_lr_cases

@@ -46,6 +46,10 @@ class MRIConfig:
         mask_lr: mask learning rate (0.1, 2.3.5).
         mask_epochs, mask_tolerance, mask_patience: group-mask optimisation and its stop.
         session_iterations: maximum steps of a session-level mask.
+        session_factor: multiplier of λ₁ and λ₂ for session masks (100 in 2.3.4; 10 in
+            ``smoke``/``demo``: on the smoke CNN, 12 sessions, 100 steps, ×100 left every
+            mask all ones, ×10 gave intra/inter ROI similarity 0.95/0.49 and ×1 0.96/0.85,
+            issue 24).
         session_limit: most session masks (whole subjects; ``None``: every correctly
             classified AD session of a repeated subject, 2.3.4).
         min_val_balanced_accuracy: a CNN whose kept validation balanced accuracy is below
@@ -104,6 +108,7 @@ class MRIConfig:
     mask_tolerance: float = 0.05
     mask_patience: int = 5
     session_iterations: int = 100
+    session_factor: float = 100.0
     session_limit: int | None = None
     min_val_balanced_accuracy: float = 0.7
     refuse_at_chance: bool = True
@@ -128,10 +133,11 @@ MRI_PRESETS = PresetTable(
     smoke=MRIConfig(grid=4.0, cnn="demo", n_subjects=120, sessions_per_subject=2, epochs=15,
                     mask_epochs=3, lambda2=1e-3,
                     refuse_at_chance=False,
-                    age_bins=2, lambda1_values=(0.01, 0.0001), lambda2_values=(0.01, 0.001), session_iterations=5, session_limit=6,
+                    age_bins=2, lambda1_values=(0.01, 0.0001), lambda2_values=(0.01, 0.001), session_iterations=30, session_limit=6,
+                    session_factor=10.0,
                     beta1_values=(0.1, 1.0), beta2_values=(1.0, 2.0)),
     demo=MRIConfig(grid=4.0, cnn="demo", n_subjects=120, mask_epochs=10, lambda2=1e-3,
-                   session_limit=8),
+                   session_limit=8, session_factor=10.0),
     paper=MRIConfig(grid="paper", cnn="paper", n_subjects=666, sessions_per_subject=3,
                     epochs=30, lr=1e-4, folds_to_run=5, mask_epochs=150, session_iterations=5000,
                     age_bins=5, stability_folds=5, stability_runs=5, cohort_on_disk=True),

@@ -51,6 +51,7 @@ def _explainer(config: MRIConfig, model: MRICNN, batch_size: int) -> MeaningfulP
         beta2=config.beta2, lr=config.mask_lr, max_iter=config.mask_epochs,
         tolerance=config.mask_tolerance, patience=config.mask_patience,
         batch_size=batch_size, session_max_iter=config.session_iterations,
+        session_factor=config.session_factor,
     )
 
 
