@@ -64,7 +64,7 @@ def _start_and_kill(root: Path, release: Path, sig: signal.Signals) -> tuple[int
             time.sleep(0.2)
         assert partial is not None, "the run never recorded 'started'"
         os.killpg(proc.pid, sig)
-        return proc.wait(timeout=30), partial
+        return proc.wait(timeout=120), partial  # generous: a loaded CI machine (issue 24 CI)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
