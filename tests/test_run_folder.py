@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.subprocesses import default_sigint
 from wslbench.runner.run_folder import PARTIAL_SUFFIX, execute_run, params_hash
 from wslbench.runner.summary import collect_runs
 
@@ -43,13 +44,14 @@ def test_killed_run_is_marked_incomplete_and_earlier_runs_survive(tmp_path, sig)
     proc = subprocess.Popen(
         [sys.executable, "-m", "wslbench.cli", "run", str(TINY), "-p", "sleep_s", "60",
          "--out", str(tmp_path)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=default_sigint,
     )
     deadline = time.time() + 60
     while time.time() < deadline and not list((tmp_path / "tiny").glob(f".*{PARTIAL_SUFFIX}/executed.ipynb")):
         time.sleep(0.2)
     time.sleep(1.0)
     proc.send_signal(sig)
-    proc.wait(timeout=120)  # generous: the other xdist worker may be training
+    proc.wait(timeout=30)
     table = collect_runs(tmp_path)
     states = dict(zip(table["path"], table["status"]))
     assert states[str(earlier.folder)] == "succeeded"
