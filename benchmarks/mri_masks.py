@@ -55,8 +55,8 @@ def trends() -> None:
         print(f"\n{name} similarity (paper: > 0.9 between neighbours except beta1 = 2)")
         print(table.round(3).to_string())
         print("neighbours: " + ", ".join(f"{v:.3f}" for v in neighbours))
-    masks, subjects = mri.session_masks(config, data, limit=8)
-    intra, inter = mri.intra_inter(masks, subjects, data.atlas)
+    sessions = mri.session_masks(config, data)
+    intra, inter = mri.intra_inter(sessions.masks, sessions.subjects, data.atlas)
     if intra is None:
         print(f"\nsession masks ({config.session_iterations} iterations) perturb no ROI: "
               "no intra/inter-subject similarity")

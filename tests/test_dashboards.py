@@ -328,6 +328,11 @@ def test_analyse_mri_and_uploads_to_the_model_grid():
         mri.to_model_grid(DecodedVolume(volume, far), config.grid)
     with pytest.raises(InvalidInputError, match="gray-matter"):
         mri.to_model_grid(DecodedVolume(volume - 1.0, grid.affine), config.grid)
+    assert "WARNING: this model is at chance" in result.decision, "no known score: warn"
+    learned = mri.analyse_mri(model, volume, config, atlas, iterations=1, val_balanced_accuracy=0.9)
+    assert "WARNING" not in learned.decision
+    at_chance = mri.analyse_mri(model, volume, config, atlas, iterations=1, val_balanced_accuracy=0.5)
+    assert at_chance.decision.index("WARNING") < at_chance.decision.index("AD probability")
 
 
 # --------------------------------------------------------------------------- app and widgets

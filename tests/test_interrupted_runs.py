@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.subprocesses import default_sigint
 from wslbench import cli
 from wslbench.runner import run_folder
 from wslbench.runner.run_folder import PARTIAL_SUFFIX, execute_run
@@ -52,6 +53,7 @@ def _start_and_kill(root: Path, release: Path, sig: signal.Signals) -> tuple[int
         [sys.executable, "-m", "wslbench.cli", "run", str(SLOW), "-p", "release_file",
          str(release), "--out", str(root)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=default_sigint,
     )
     try:
         deadline = time.monotonic() + 90

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.subprocesses import default_sigint
 from wslbench.runner.run_folder import PARTIAL_SUFFIX, execute_run, params_hash
 from wslbench.runner.summary import collect_runs
 
@@ -43,6 +44,7 @@ def test_killed_run_is_marked_incomplete_and_earlier_runs_survive(tmp_path, sig)
     proc = subprocess.Popen(
         [sys.executable, "-m", "wslbench.cli", "run", str(TINY), "-p", "sleep_s", "60",
          "--out", str(tmp_path)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=default_sigint,
     )
     deadline = time.time() + 60
     while time.time() < deadline and not list((tmp_path / "tiny").glob(f".*{PARTIAL_SUFFIX}/executed.ipynb")):

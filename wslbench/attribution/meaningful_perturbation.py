@@ -78,6 +78,7 @@ from wslbench.attribution.base import (
     preserved_model_state,
     register_attribution,
 )
+from wslbench.data.volume_store import VolumeStore
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.progress import ProgressCallback, StopRequested, report
 from wslbench.validation import check_int, check_number
@@ -258,6 +259,20 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
         yield slice(first, min(first + size, n))
 
 
+def _check_images(x: torch.Tensor | VolumeStore) -> None:
+    """:func:`check_input` for a tensor; for a :class:`~wslbench.data.volume_store.VolumeStore`
+    (volumes read from disk a batch at a time) its shape, the batches being checked as read."""
+    if isinstance(x, VolumeStore):
+        if len(x) == 0:
+            raise InvalidInputError("attribution input holds no image; expected at least one")
+        return
+    check_input(x)
+
+
+def _detach(x: torch.Tensor | VolumeStore) -> torch.Tensor | VolumeStore:
+    return x if isinstance(x, VolumeStore) else x.detach()
+
+
 def _non_negative(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
         raise ConfigError(f"MeaningfulPerturbation {name} must be a number >= 0, got {value!r}")
@@ -385,7 +400,7 @@ class MeaningfulPerturbation(Attribution):
     # ------------------------------------------------------------ session level
     def optimise_session(
         self,
-        x: torch.Tensor,
+        x: torch.Tensor | VolumeStore,
         target: int | torch.Tensor | None = None,
         *,
         progress: ProgressCallback | None = None,
@@ -398,7 +413,9 @@ class MeaningfulPerturbation(Attribution):
         its own (``session_patience``, ``session_tolerance``, ``session_max_iter``).
 
         Args:
-            x: images ``(B, C, *spatial)``.
+            x: images ``(B, C, *spatial)``: a tensor, or a
+                :class:`~wslbench.data.volume_store.VolumeStore` whose images are read
+                (and checked) ``batch_size`` at a time.
             target: explained class, an int or ``(B,)`` indices (None: arg-max).
             progress: called as ``progress(step, total, {"loss": mean loss})``
                 after every iteration (steps counted over all chunks); raising
@@ -412,13 +429,13 @@ class MeaningfulPerturbation(Attribution):
 
     def _session(
         self,
-        x: torch.Tensor,
+        x: torch.Tensor | VolumeStore,
         target: int | torch.Tensor | None,
         *,
         progress: ProgressCallback | None,
         create_graph: bool,
     ) -> PerturbationResult:
-        check_input(x)
+        _check_images(x)
         target = self._check_target(target, x.shape[0])
         results = []
         interrupted = False
@@ -431,8 +448,11 @@ class MeaningfulPerturbation(Attribution):
                     results.append(self._untouched(x[chunk]))
                     continue
                 part = target[chunk] if isinstance(target, torch.Tensor) else target
+                images = x[chunk]
+                if isinstance(x, VolumeStore):  # a store's images are checked as they are read
+                    check_input(images)
                 result = self._session_chunk(
-                    x[chunk], part, progress, index * self.session_max_iter, total, create_graph
+                    images, part, progress, index * self.session_max_iter, total, create_graph
                 )
                 interrupted = result.interrupted
                 results.append(result)
@@ -515,9 +535,9 @@ class MeaningfulPerturbation(Attribution):
     # -------------------------------------------------------------- group level
     def optimise_group(
         self,
-        images: torch.Tensor,
+        images: torch.Tensor | VolumeStore,
         targets: int | torch.Tensor | None,
-        val_images: torch.Tensor,
+        val_images: torch.Tensor | VolumeStore,
         val_targets: int | torch.Tensor | None,
         *,
         progress: ProgressCallback | None = None,
@@ -531,9 +551,12 @@ class MeaningfulPerturbation(Attribution):
         ``tolerance``, ``patience``, at most ``max_iter`` epochs).
 
         Args:
-            images: training images ``(N, C, *spatial)``, voxel-wise aligned.
+            images: training images ``(N, C, *spatial)``, voxel-wise aligned: a tensor,
+                or a :class:`~wslbench.data.volume_store.VolumeStore` read ``batch_size``
+                images at a time in every epoch (memory bounded by a batch, not the group).
             targets: their class (int, ``(N,)`` indices, or None: arg-max of each unmasked image).
-            val_images: validation images ``(V, C, *spatial)`` (same channels and grid).
+            val_images: validation images ``(V, C, *spatial)`` (same channels and grid; a
+                tensor or a store).
             val_targets: their class, as ``targets``.
             progress: called as ``progress(epoch, max_iter, {"loss", "val_loss"})``
                 after every epoch; raising :class:`StopRequested` stops and
@@ -542,8 +565,8 @@ class MeaningfulPerturbation(Attribution):
         Returns:
             A :class:`PerturbationResult` with one mask ``(1, 1, *spatial)``.
         """
-        check_input(images)
-        check_input(val_images)
+        _check_images(images)
+        _check_images(val_images)
         if tuple(val_images.shape[1:]) != tuple(images.shape[1:]):
             raise InvalidInputError(
                 f"val_images must have the images' channels and grid {tuple(images.shape[1:])}, "
@@ -551,7 +574,7 @@ class MeaningfulPerturbation(Attribution):
             )
         targets = self._check_target(targets, images.shape[0])
         val_targets = self._check_target(val_targets, val_images.shape[0])
-        images, val_images = images.detach(), val_images.detach()
+        images, val_images = _detach(images), _detach(val_images)
         with preserved_model_state(self.model):
             self._freeze(create_graph=False)
             weights = self._class_weights(images, targets)
@@ -560,9 +583,9 @@ class MeaningfulPerturbation(Attribution):
 
     def _group(
         self,
-        images: torch.Tensor,
+        images: torch.Tensor | VolumeStore,
         weights: torch.Tensor,
-        val_images: torch.Tensor,
+        val_images: torch.Tensor | VolumeStore,
         val_weights: torch.Tensor,
         progress: ProgressCallback | None,
     ) -> PerturbationResult:
@@ -595,24 +618,27 @@ class MeaningfulPerturbation(Attribution):
         return tracker.result(self.threshold, interrupted)
 
     def _mean_loss(
-        self, m: torch.Tensor, images: torch.Tensor, weights: torch.Tensor
+        self, m: torch.Tensor, images: torch.Tensor | VolumeStore, weights: torch.Tensor
     ) -> torch.Tensor:
         """Eq. 2 of a shared mask with the mean probability over ``images`` (no gradient)."""
         with torch.no_grad():
-            total = images.new_zeros(())
+            total = torch.zeros((), dtype=images.dtype, device=images.device)
             for chunk in _chunks(images.shape[0], self.batch_size):
                 total = total + _probability(self._output(images[chunk], m), weights[chunk]).sum()
             return self.regularisation(m, self.lambda1, self.lambda2)[0] + total / images.shape[0]
 
     def _class_weights(
-        self, images: torch.Tensor, target: int | torch.Tensor | None
+        self, images: torch.Tensor | VolumeStore, target: int | torch.Tensor | None
     ) -> torch.Tensor:
         """One-hot weights of the explained class of every image, from its unmasked output."""
         parts = []
         with torch.no_grad():
             for chunk in _chunks(images.shape[0], self.batch_size):
                 part = target[chunk] if isinstance(target, torch.Tensor) else target
-                parts.append(target_weights(self.model(images[chunk]), part))
+                batch = images[chunk]
+                if isinstance(images, VolumeStore):  # every image is read here once: check it
+                    check_input(batch)
+                parts.append(target_weights(self.model(batch), part))
         return torch.cat(parts)
 
     # ----------------------------------------------------------------- helpers

@@ -43,7 +43,7 @@ from wslbench.progress import ProgressCallback
 from wslbench.training.mri_training import predict_proba
 from wslbench.viz.volume import AXIS_NAMES, orthogonal_slices, orthogonal_slices_figure
 
-__all__ = ["SPEC", "MRIModality", "SliceView", "analyse_mri", "to_model_grid", "build_dashboard"]
+__all__ = ["SPEC", "MRIModality", "SliceView", "analyse_mri", "chance_warning", "to_model_grid", "build_dashboard"]
 
 #: Mask iterations per preset of the model (a few seconds each on 2 cores).
 MASK_ITERATIONS = {"smoke": 8, "demo": 15}
@@ -123,6 +123,7 @@ def analyse_mri(
     max_findings: int = 10,
     progress: ProgressCallback | None = None,
     notes: tuple[str, ...] = (),
+    val_balanced_accuracy: float | None = None,
 ) -> Analysis:
     """AD probability, session-level mask and ranked ROIs of one gray-matter map.
 
@@ -135,6 +136,9 @@ def analyse_mri(
         max_findings: most ROIs listed (those with a non-zero density).
         progress: mask progress callback.
         notes: lines passed through to the analysis (e.g. resampling notes).
+        val_balanced_accuracy: the model's validation balanced accuracy; unknown or below
+            ``config.min_val_balanced_accuracy``, the decision opens with
+            :func:`chance_warning` (a network at chance must not look like a diagnosis).
 
     Returns:
         :class:`~wslbench.dashboards.overlay.Analysis`; ``overlay`` is ``1 − m`` inside
@@ -166,10 +170,25 @@ def analyse_mri(
     verdict = "AD likely" if probability >= 0.5 else "AD unlikely (CN)"
     decision = (f"<b>AD probability: {probability:.2f}</b> — {verdict} "
                 f"(3D CNN on the gray-matter map; CN = cognitively normal)")
+    warning = chance_warning(val_balanced_accuracy, config.min_val_balanced_accuracy)
+    if warning:
+        decision = f"{warning}<br>{decision}"
     overlay = np.where(vol > 0.05, 1.0 - mask, 0.0)
     return Analysis(decision, {"ad_probability": probability}, findings, vol, overlay,
                     f"perturbation mask 1 − m ({iterations} iterations)", notes,
                     {"atlas": atlas.labels})
+
+
+def chance_warning(val_balanced_accuracy: float | None, minimum: float) -> str:
+    """A red banner for a model whose validation balanced accuracy is unknown or below
+    ``minimum`` (at chance), else ``""``."""
+    if val_balanced_accuracy is not None and val_balanced_accuracy >= minimum:
+        return ""
+    shown = "unknown" if val_balanced_accuracy is None else f"{val_balanced_accuracy:.2f}"
+    return ('<div style="background:#b00020;color:white;padding:8px;font-weight:bold">'
+            f"WARNING: this model is at chance (validation balanced accuracy {shown}, "
+            f"below {minimum:g}). Its AD probability and mask mean nothing; do not use them."
+            "</div>")
 
 
 class SliceView(OverlayView):
@@ -265,7 +284,8 @@ class MRIModality:
         return analyse_mri(loaded.model, volume, loaded.config,
                            default_parcellation(grid=loaded.config.grid),
                            iterations=MASK_ITERATIONS.get(preset, 15), progress=progress,
-                           notes=notes)
+                           notes=notes,
+                           val_balanced_accuracy=loaded.metrics.get("val_balanced_accuracy"))
 
 
 def build_dashboard(*, threaded: bool = True) -> DashboardApp:

@@ -382,3 +382,48 @@ __all__ += [
     "render_cell_image",
     "sample_cell_record",
 ]
+
+# MRI cohorts read a batch at a time: volume stores and CAPS-like folders (Thibeau-Sutre et al.)
+from wslbench.data.caps import (  # noqa: E402
+    CAPS_MAP_FOLDER,
+    MRICohort,
+    atrophy_map_path,
+    caps_map_path,
+    load_atlas,
+    mni_grid_of,
+    read_caps,
+    write_synthetic_caps,
+)
+from wslbench.data.synthetic_mri import sample_synthetic_cohort  # noqa: E402
+from wslbench.data.volume_store import (  # noqa: E402
+    NiftiVolumeStore,
+    TensorVolumeStore,
+    VolumeStore,
+    as_volume_store,
+    iter_volume_batches,
+    mean_volume,
+    nifti_header_grid,
+    select_volumes,
+    volume_maxima,
+)
+
+__all__ += [
+    "CAPS_MAP_FOLDER",
+    "MRICohort",
+    "atrophy_map_path",
+    "caps_map_path",
+    "load_atlas",
+    "mni_grid_of",
+    "read_caps",
+    "write_synthetic_caps",
+    "sample_synthetic_cohort",
+    "NiftiVolumeStore",
+    "TensorVolumeStore",
+    "VolumeStore",
+    "as_volume_store",
+    "iter_volume_batches",
+    "mean_volume",
+    "nifti_header_grid",
+    "select_volumes",
+    "volume_maxima",
+]

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import os
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +39,7 @@ import pandas as pd
 import torch
 
 from wslbench.data.nifti import load_nifti
+from wslbench.data.volume_store import VolumeStore, volume_maxima
 from wslbench.errors import DataFormatError, DataNotFoundError, InvalidInputError
 
 __all__ = [
@@ -172,6 +173,7 @@ def load_cohort_tsv(
     *,
     diagnoses: Collection[str] = DEFAULT_DIAGNOSES,
     check_files: bool = True,
+    map_path: Callable[[str, str], Path] | None = None,
 ) -> tuple[CohortRecord, ...]:
     """Read and validate a cohort TSV (layout in the module docstring).
 
@@ -179,6 +181,9 @@ def load_cohort_tsv(
         path: the ``.tsv`` file.
         diagnoses: allowed diagnosis labels (default ``{"CN", "AD"}``).
         check_files: require every ``path`` to be an existing file.
+        map_path: for a TSV without a ``path`` column (ClinicaDL's TSVs locate the maps
+            by the CAPS layout): ``map_path(participant_id, session_id)`` gives each
+            session's map. Without it the ``path`` column is required.
 
     Returns:
         One :class:`CohortRecord` per row, in file order, with absolute paths.
@@ -201,14 +206,19 @@ def load_cohort_tsv(
             f"with the header {list(COHORT_COLUMNS)}"
         ) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in REQUIRED_COHORT_COLUMNS if c not in frame.columns]
+    required = [c for c in REQUIRED_COHORT_COLUMNS if c != "path" or map_path is None]
+    missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataFormatError(
             f"{source} lacks column(s) {missing}; expected tab-separated columns "
-            f"{list(COHORT_COLUMNS)} (age and sex optional), found {list(frame.columns)}"
+            f"{[c for c in COHORT_COLUMNS if c in required or c in ('age', 'sex')]} (age and sex "
+            f"optional here), found {list(frame.columns)}"
         )
     if frame.empty:
         raise DataFormatError(f"{source} has a header but no rows; expected one row per session")
+    if "path" not in frame.columns and map_path is not None:
+        frame["path"] = [str(map_path(str(p).strip(), str(s).strip()))
+                         for p, s in zip(frame["participant_id"], frame["session_id"])]
     allowed = frozenset(diagnoses)
     records = tuple(
         _parse_row({k: str(v).strip() for k, v in row.items()}, i + 1, source, allowed)
@@ -280,16 +290,18 @@ def write_cohort_tsv(
 
 
 def quality_check(
-    maps: Sequence[CohortRecord] | np.ndarray | torch.Tensor,
+    maps: Sequence[CohortRecord] | np.ndarray | torch.Tensor | VolumeStore,
     threshold: float = QC_THRESHOLD,
     *,
     keys: Sequence[tuple[str, str]] | None = None,
-) -> tuple[tuple[CohortRecord, ...] | np.ndarray | torch.Tensor, QualityReport]:
+) -> tuple[tuple[CohortRecord, ...] | np.ndarray | torch.Tensor | VolumeStore, QualityReport]:
     """Reject gray-matter maps whose maximal value is below ``threshold`` (section 2.3.1).
 
     Args:
-        maps: cohort records (each map is read from its ``path``) or a batch of maps
-            ``(N, D, H, W)`` / ``(N, 1, D, H, W)`` (NumPy array or torch tensor).
+        maps: cohort records (each map is read from its ``path``), a batch of maps
+            ``(N, D, H, W)`` / ``(N, 1, D, H, W)`` (NumPy array or torch tensor), or a
+            :class:`~wslbench.data.volume_store.VolumeStore` (read batch by batch; the
+            kept maps are returned as a subset store, nothing held in memory).
         threshold: minimal accepted maximum (0.95 in the paper).
         keys: ``(participant_id, session_id)`` of every map of a batch, for the report
             (records carry their own; ``SyntheticCohort.keys`` gives them for a cohort).
@@ -305,15 +317,18 @@ def quality_check(
     """
     if not math.isfinite(float(threshold)):
         raise InvalidInputError(f"threshold must be a finite number, got {threshold!r}")
-    if isinstance(maps, np.ndarray | torch.Tensor):
-        if maps.ndim < 4 or maps.shape[0] == 0:
+    if isinstance(maps, VolumeStore | np.ndarray | torch.Tensor):
+        if isinstance(maps, VolumeStore):
+            maxima = volume_maxima(maps)
+        elif maps.ndim < 4 or maps.shape[0] == 0:
             raise InvalidInputError(
                 f"maps of shape {tuple(maps.shape)}: expected a non-empty batch "
                 "(N, D, H, W) or (N, 1, D, H, W)"
             )
-        flat = maps.reshape(maps.shape[0], -1)
-        maxima = (flat.amax(dim=1).cpu().numpy() if isinstance(flat, torch.Tensor)
-                  else flat.max(axis=1)).astype(np.float64)
+        else:
+            flat = maps.reshape(maps.shape[0], -1)
+            maxima = (flat.amax(dim=1).cpu().numpy() if isinstance(flat, torch.Tensor)
+                      else flat.max(axis=1)).astype(np.float64)
         if keys is not None and len(keys) != len(maxima):
             raise InvalidInputError(f"got {len(keys)} keys for {len(maxima)} maps; expected one each")
         labels = list(keys) if keys is not None else [(None, None)] * len(maxima)
@@ -332,6 +347,12 @@ def quality_check(
     )
     kept_idx = tuple(int(i) for i in np.flatnonzero(keep))
     report = QualityReport(float(threshold), maxima, kept_idx, rejected)
+    if isinstance(maps, VolumeStore):
+        if not kept_idx:
+            raise InvalidInputError(
+                f"all {len(maxima)} maps fail the quality check (maximum below {threshold}, "
+                "section 2.3.1); expected gray-matter probability maps reaching about 1")
+        return maps.subset(list(kept_idx)), report
     if isinstance(maps, np.ndarray | torch.Tensor):
         return maps[list(kept_idx)], report
     return tuple(maps[i] for i in kept_idx), report

@@ -41,7 +41,24 @@ trilinearly to the grid; :func:`gm_template` caches it per voxel size.
 
 AD severity of region ``r`` at a session ``t`` years after baseline is
 ``weight_r · (atrophy·(1 + jitter) + progression·t) · (1 ± asymmetry)`` (``+`` on the
-left), capped at :data:`MAX_SEVERITY`. Ages and sexes follow the ADNI demographics
+left), capped at :data:`MAX_SEVERITY`.
+
+**Subjects whose atrophy differs** (section 9 of DESIGN; the paper's 2.3.4 compares
+sessions of one subject with other subjects, which needs subjects that differ). Each
+AD subject draws its own atrophy pattern once, kept by all its sessions: every
+bilateral region pair outside the medial temporal core (weight < 1) is absent with
+probability ``region_dropout``; each region's weight is multiplied by
+``exp(weight_jitter·z)``; each region's centre moves by ``N(0, location_mm²)`` mm per
+axis; the subject's asymmetry is ``asymmetry + asymmetry_sd·z`` clipped to [−1, 1].
+The records keep the subject's regions, so the true atrophy map of every session is
+replayed exactly (:attr:`SyntheticCohort.atrophy_maps`).
+
+**Decoy loss in CN subjects** (``cn_decoy``). Atrophy removes GM, so without a
+counterpart a whole-volume GM histogram tells AD from CN (a 20-bin logistic probe
+reached balanced accuracy 0.81 at ``atrophy`` 0.6, issue 24). With ``cn_decoy`` each CN
+subject draws an AD-like pattern and loses the same GM at random cortical places away
+from every AD region; the decoy loss is applied to the map but is not atrophy (the
+ground-truth map of a CN session stays 0). Ages and sexes follow the ADNI demographics
 of Table 1; sessions follow the ADNI visit schedule M00, M06, M12, M24, M36, …
 
 Random draws are separated from rendering (DESIGN §6): :func:`sample_synthetic_subject`
@@ -83,6 +100,7 @@ __all__ = [
     "atrophy_map",
     "sample_synthetic_subject",
     "render_synthetic_mri",
+    "sample_synthetic_cohort",
     "make_synthetic_cohort",
     "write_cohort",
 ]
@@ -217,7 +235,7 @@ ATROPHY_REGIONS: tuple[AtrophyRegion, ...] = (
 )
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=32)
 def _profile(region: AtrophyRegion, voxel_size: float) -> np.ndarray:
     g = _grid(voxel_size)
     x, y, z = ((ax - c) / r for ax, c, r in zip(g.axes_mm(), region.centre, region.radii))
@@ -267,6 +285,9 @@ class SyntheticMRIRecord:
         noise_std: standard deviation of the intensity noise.
         noise_seed: seed of the noise draw.
         intensity_scale: final multiplicative factor (< 0.9 for a QC-failing map).
+        decoy_regions: regions of label-independent GM loss (CN subjects' decoy pattern,
+            module docstring); not part of the ground-truth atrophy map.
+        decoy_severities: GM fraction removed in each decoy region's core.
     """
 
     participant_id: str
@@ -283,6 +304,8 @@ class SyntheticMRIRecord:
     noise_std: float
     noise_seed: int
     intensity_scale: float
+    decoy_regions: tuple[AtrophyRegion, ...] = ()
+    decoy_severities: tuple[float, ...] = ()
 
     @property
     def label(self) -> int:
@@ -326,6 +349,8 @@ def render_synthetic_mri(
     gm *= np.float32(1.0 - record.age_rate * max(record.age - _AGE_REF, 0.0))
     atrophy = atrophy_map(record.regions, record.severities, g.voxel_size)
     gm *= 1.0 - atrophy
+    if record.decoy_regions:
+        gm *= 1.0 - atrophy_map(record.decoy_regions, record.decoy_severities, g.voxel_size)
     if record.noise_std > 0:
         noise = np.random.default_rng(record.noise_seed).standard_normal(g.shape, np.float32)
         gm += np.float32(record.noise_std) * noise * (gm > 1e-3)
@@ -360,6 +385,11 @@ def sample_synthetic_subject(
     warp_order: int = 3,
     age_rate: float = 0.002,
     noise_std: float = 0.02,
+    region_dropout: float = 0.0,
+    weight_jitter: float = 0.0,
+    location_mm: float = 0.0,
+    asymmetry_sd: float = 0.0,
+    cn_decoy: bool = False,
 ) -> tuple[SyntheticMRIRecord, ...]:
     """Draw one subject's sessions (all randomness of the generator lives here).
 
@@ -378,6 +408,16 @@ def sample_synthetic_subject(
         warp_order: DCT basis functions per axis.
         age_rate: relative GM loss per year after 60.
         noise_std: intensity noise standard deviation.
+        region_dropout: probability that an AD subject lacks a bilateral region pair of
+            weight < 1 (the hippocampus and amygdala, weight 1, are always atrophied).
+        weight_jitter: log-normal spread of the subject's region weights.
+        location_mm: standard deviation (mm) of the subject's shift of each region centre.
+        asymmetry_sd: standard deviation of the subject's asymmetry around ``asymmetry``.
+        cn_decoy: a CN subject loses as much GM as an AD subject would, elsewhere: it draws an
+            AD-like pattern (same weights, dropout, severities, progression, asymmetry) whose
+            region pairs move to random grey-matter locations away from every AD region
+            (:func:`_decoy_regions`); global GM statistics then carry no label, only the
+            location of the loss does (DESIGN §9). Not part of the ground-truth atrophy map.
 
     Returns:
         One :class:`SyntheticMRIRecord` per session, in time order.
@@ -396,6 +436,10 @@ def sample_synthetic_subject(
     _check_fraction("age_rate", age_rate, 0.0, 0.02)
     _check_fraction("asymmetry", asymmetry, -1.0, 1.0)
     _check_fraction("warp_mm", warp_mm, 0.0, 20.0)
+    _check_fraction("region_dropout", region_dropout)
+    _check_fraction("weight_jitter", weight_jitter)
+    _check_fraction("location_mm", location_mm, 0.0, 20.0)
+    _check_fraction("asymmetry_sd", asymmetry_sd)
     _check_fraction("session_warp_mm", session_warp_mm, 0.0, 20.0)
     mean, sd, lo, hi, p_male = ADNI_DEMOGRAPHICS[diagnosis]
     age0 = float(np.clip(rng.normal(mean, sd), lo, hi))
@@ -405,28 +449,96 @@ def sample_synthetic_subject(
     decay = 1.0 / (1.0 + n)
     subject_warp = rng.normal(0.0, warp_mm, (3, k, k, k)) * decay
     base = atrophy * max(1.0 + severity_jitter * rng.standard_normal(), 0.0)
+    regions, asym = _subject_pattern(rng, region_dropout, weight_jitter, location_mm,
+                                     asymmetry, asymmetry_sd)
+    decoys = _decoy_regions(rng, regions) if cn_decoy and diagnosis == "CN" else ()
+
+    def severities_at(pattern: Sequence[AtrophyRegion], years: float) -> tuple[float, ...]:
+        return tuple(float(min(r.weight * (base + progression * years)
+                               * (1.0 + asym if r.hemisphere == "L" else 1.0 - asym),
+                               MAX_SEVERITY)) for r in pattern)
+
     records = []
     for months in _months(n_sessions):
         years = months / 12.0
         warp = subject_warp + rng.normal(0.0, session_warp_mm, (3, k, k, k)) * decay
         if diagnosis == "AD":
-            severities = tuple(
-                float(min(r.weight * (base + progression * years)
-                          * (1.0 + asymmetry if r.hemisphere == "L" else 1.0 - asymmetry),
-                          MAX_SEVERITY))
-                for r in ATROPHY_REGIONS
-            )
+            severities = severities_at(regions, years)
         else:
             severities = (0.0,) * len(ATROPHY_REGIONS)
         records.append(SyntheticMRIRecord(
             participant_id=participant_id, session_id=f"ses-M{months:02d}",
             diagnosis=diagnosis, age=age0 + years, sex=sex, months=months,
             warp_order=k, warp=tuple(float(w) for w in warp.ravel()),
-            regions=ATROPHY_REGIONS, severities=severities, age_rate=float(age_rate),
+            regions=regions if diagnosis == "AD" else ATROPHY_REGIONS, severities=severities,
+            age_rate=float(age_rate),
             noise_std=float(noise_std), noise_seed=int(rng.integers(2**31)),
             intensity_scale=1.0,
+            decoy_regions=decoys, decoy_severities=severities_at(decoys, years),
         ))
     return tuple(records)
+
+
+#: Where decoy centres are drawn (left hemisphere, MNI mm), and how far the template GM at
+#: a decoy centre may differ from that at the centre of the region it stands for.
+_DECOY_BOX = ((-70.0, -8.0), (-100.0, 65.0), (-40.0, 70.0))
+_DECOY_GM_TOLERANCE = 0.05
+
+
+def _decoy_regions(
+    rng: np.random.Generator, pattern: Sequence[AtrophyRegion]
+) -> tuple[AtrophyRegion, ...]:
+    """``pattern``'s bilateral pairs moved to random GM locations (``cn_decoy``).
+
+    Each left region gets a centre drawn uniformly in :data:`_DECOY_BOX` until the smoke-grid
+    GM template there is within :data:`_DECOY_GM_TOLERANCE` of its value at the region's own
+    centre (so that the loss falls on as much GM) and its tapered ellipsoid (1.5 radii)
+    cannot touch any region of :data:`ATROPHY_REGIONS`; its right twin is the mirror image.
+    """
+    g = _grid(GRID_VOXEL_SIZES["smoke"])
+    template = _template(g.voxel_size)
+    origin, step = g.affine[:3, 3], np.diag(g.affine)[:3]
+    def gm_at(mm: Sequence[float]) -> float:
+        return float(template[tuple(np.round((np.asarray(mm) - origin) / step).astype(int))])
+
+    out: list[AtrophyRegion] = []
+    for left, right in zip(pattern[::2], pattern[1::2]):
+        reach = _TAPER + 1.0
+        target = gm_at(left.centre)
+        for _ in range(100_000):
+            centre = np.array([rng.uniform(lo, hi) for lo, hi in _DECOY_BOX])
+            if abs(gm_at(centre) - target) > _DECOY_GM_TOLERANCE:
+                continue
+            clear = all(
+                np.linalg.norm(centre - np.asarray(r.centre)) > reach * (max(left.radii)
+                                                                          + max(r.radii))
+                for r in ATROPHY_REGIONS)
+            if clear:
+                break
+        else:  # pragma: no cover - the box holds plenty of cortex far from the AD regions
+            raise ConfigError(f"no decoy location found for {left.name}")
+        moved = replace(left, name=f"{left.name}_decoy", centre=tuple(float(c) for c in centre))
+        out += [moved, replace(right, name=f"{right.name}_decoy",
+                               centre=(-moved.centre[0], *moved.centre[1:]))]
+    return tuple(out)
+
+
+def _subject_pattern(
+    rng: np.random.Generator, region_dropout: float, weight_jitter: float, location_mm: float,
+    asymmetry: float, asymmetry_sd: float,
+) -> tuple[tuple[AtrophyRegion, ...], float]:
+    """One subject's atrophy regions (weights, presence, centres) and asymmetry (module docstring)."""
+    pairs = len(ATROPHY_REGIONS) // 2
+    absent = rng.random(pairs) < region_dropout
+    scale = np.exp(weight_jitter * rng.standard_normal(len(ATROPHY_REGIONS)))
+    shift = rng.normal(0.0, location_mm, (len(ATROPHY_REGIONS), 3))
+    asym = float(np.clip(asymmetry + asymmetry_sd * rng.standard_normal(), -1.0, 1.0))
+    regions = []
+    for i, r in enumerate(ATROPHY_REGIONS):
+        weight = 0.0 if (r.weight < 1.0 and absent[i // 2]) else float(r.weight * scale[i])
+        centre = tuple(float(c + d) for c, d in zip(r.centre, shift[i]))
+        regions.append(replace(r, centre=centre, weight=weight))  # type: ignore[arg-type]
+    return tuple(regions), asym
 
 
 @dataclass(frozen=True)
@@ -487,11 +599,10 @@ class SyntheticCohort:
                                tuple(self.records[i] for i in idx), self.grid)
 
 
-def make_synthetic_cohort(
+def sample_synthetic_cohort(
     n_subjects: int,
     sessions_per_subject: int = 1,
     *,
-    grid: str | float = "smoke",
     seed: int = 0,
     ad_fraction: float = 0.5,
     n_qc_fail: int = 0,
@@ -503,29 +614,17 @@ def make_synthetic_cohort(
     session_warp_mm: float = 0.3,
     age_rate: float = 0.002,
     noise_std: float = 0.02,
-) -> SyntheticCohort:
-    """The embedded default cohort: CN and AD subjects with longitudinal sessions.
-
-    ``round(ad_fraction · n_subjects)`` subjects are AD, assigned in a seeded random
-    order; subject ``i`` (``sub-SYN0001`` …) is drawn from its own generator spawned
-    from ``seed``. ``n_qc_fail`` sessions, drawn at random, get ``intensity_scale`` in
-    [0.6, 0.9] so that their maximum falls below the 0.95 of section 2.3.1.
-
-    Args:
-        n_subjects: number of subjects (≥ 1).
-        sessions_per_subject: sessions per subject (≥ 1).
-        grid: ``"paper"`` (121×145×121, 1.5 mm), ``"smoke"`` (61×73×61, 3 mm) or a voxel
-            size in mm.
-        seed: base seed.
-        ad_fraction: fraction of AD subjects.
-        n_qc_fail: number of sessions made to fail the quality check.
-        atrophy, progression, asymmetry, severity_jitter, warp_mm, session_warp_mm,
-        age_rate, noise_std: see :func:`sample_synthetic_subject`.
-
-    Returns:
-        :class:`SyntheticCohort`, subjects in order, sessions in time order.
+    region_dropout: float = 0.0,
+    weight_jitter: float = 0.0,
+    location_mm: float = 0.0,
+    asymmetry_sd: float = 0.0,
+    cn_decoy: bool = False,
+) -> tuple[SyntheticMRIRecord, ...]:
+    """The records of :func:`make_synthetic_cohort` (every random draw, nothing rendered):
+    render them one at a time with :func:`render_synthetic_mri` to build a cohort that
+    does not fit in memory (``wslbench.data.caps.write_synthetic_caps``). Arguments as
+    :func:`make_synthetic_cohort` (without ``grid``: records are in mm).
     """
-    g = mni_grid(grid)
     for name, value in (("n_subjects", n_subjects), ("sessions_per_subject",
                                                      sessions_per_subject)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -546,10 +645,68 @@ def make_synthetic_cohort(
             sessions_per_subject, atrophy=atrophy, progression=progression,
             asymmetry=asymmetry, severity_jitter=severity_jitter, warp_mm=warp_mm,
             session_warp_mm=session_warp_mm, age_rate=age_rate, noise_std=noise_std,
+            region_dropout=region_dropout, weight_jitter=weight_jitter,
+            location_mm=location_mm, asymmetry_sd=asymmetry_sd, cn_decoy=cn_decoy,
         ))
     failing = cohort_rng.choice(n_sessions, size=n_qc_fail, replace=False)
     for j in failing:
         records[j] = replace(records[j], intensity_scale=float(cohort_rng.uniform(0.6, 0.9)))
+    return tuple(records)
+
+
+def make_synthetic_cohort(
+    n_subjects: int,
+    sessions_per_subject: int = 1,
+    *,
+    grid: str | float = "smoke",
+    seed: int = 0,
+    ad_fraction: float = 0.5,
+    n_qc_fail: int = 0,
+    atrophy: float = 0.25,
+    progression: float = 0.03,
+    asymmetry: float = 0.0,
+    severity_jitter: float = 0.1,
+    warp_mm: float = 1.0,
+    session_warp_mm: float = 0.3,
+    age_rate: float = 0.002,
+    noise_std: float = 0.02,
+    region_dropout: float = 0.0,
+    weight_jitter: float = 0.0,
+    location_mm: float = 0.0,
+    asymmetry_sd: float = 0.0,
+    cn_decoy: bool = False,
+) -> SyntheticCohort:
+    """The embedded default cohort: CN and AD subjects with longitudinal sessions.
+
+    ``round(ad_fraction · n_subjects)`` subjects are AD, assigned in a seeded random
+    order; subject ``i`` (``sub-SYN0001`` …) is drawn from its own generator spawned
+    from ``seed``. ``n_qc_fail`` sessions, drawn at random, get ``intensity_scale`` in
+    [0.6, 0.9] so that their maximum falls below the 0.95 of section 2.3.1.
+
+    Args:
+        n_subjects: number of subjects (≥ 1).
+        sessions_per_subject: sessions per subject (≥ 1).
+        grid: ``"paper"`` (121×145×121, 1.5 mm), ``"smoke"`` (61×73×61, 3 mm) or a voxel
+            size in mm.
+        seed: base seed.
+        ad_fraction: fraction of AD subjects.
+        n_qc_fail: number of sessions made to fail the quality check.
+        atrophy, progression, asymmetry, severity_jitter, warp_mm, session_warp_mm,
+        age_rate, noise_std, region_dropout, weight_jitter, location_mm, asymmetry_sd,
+        cn_decoy: see :func:`sample_synthetic_subject`.
+
+    Returns:
+        :class:`SyntheticCohort`, subjects in order, sessions in time order.
+    """
+    g = mni_grid(grid)
+    records = sample_synthetic_cohort(
+        n_subjects, sessions_per_subject, seed=seed, ad_fraction=ad_fraction,
+        n_qc_fail=n_qc_fail, atrophy=atrophy, progression=progression, asymmetry=asymmetry,
+        severity_jitter=severity_jitter, warp_mm=warp_mm, session_warp_mm=session_warp_mm,
+        age_rate=age_rate, noise_std=noise_std, region_dropout=region_dropout,
+        weight_jitter=weight_jitter, location_mm=location_mm, asymmetry_sd=asymmetry_sd,
+        cn_decoy=cn_decoy)
+    n_sessions = len(records)
     volumes = np.empty((n_sessions, 1, *g.shape), np.float32)
     maps = np.empty_like(volumes)
     for j, rec in enumerate(records):

@@ -46,6 +46,7 @@ from torch import nn
 # wslbench.training, whose MRI module loads wslbench.metrics, which lands here while
 # meaningful_perturbation is still initialising
 import wslbench.attribution.meaningful_perturbation as meaningful_perturbation
+from wslbench.data.volume_store import VolumeStore, as_volume_store
 from wslbench.errors import InvalidInputError
 from wslbench.metrics._arrays import as_float_array
 from wslbench.metrics.localisation import energy_in_mask
@@ -270,7 +271,7 @@ def similarity_table(
 
 def prob_cnn(
     model: nn.Module,
-    volumes: torch.Tensor,
+    volumes: torch.Tensor | VolumeStore,
     targets: int | Sequence[int] | torch.Tensor,
     mask: torch.Tensor,
     *,
@@ -287,7 +288,8 @@ def prob_cnn(
     Args:
         model: maps ``(B, C, D, H, W)`` to ``(B, K)`` logits, ``K >= 2``; the
             probability is the softmax of the target class.
-        volumes: ``(N, C, D, H, W)`` images (a large CPU tensor is fine).
+        volumes: ``(N, C, D, H, W)`` images (a large CPU tensor, or a lazy
+            :class:`~wslbench.data.volume_store.VolumeStore` read batch by batch).
         targets: the true class, one int for all or ``(N,)`` indices.
         mask: one mask for every volume, ``(D, H, W)`` or ``(1, 1, D, H, W)``, or
             one per volume, ``(N, 1, D, H, W)``; values in [0, 1].
@@ -297,9 +299,7 @@ def prob_cnn(
     Returns:
         The mean over the ``N`` volumes, in [0, 1].
     """
-    if not isinstance(volumes, torch.Tensor) or volumes.ndim != 5:
-        got = tuple(volumes.shape) if isinstance(volumes, torch.Tensor) else type(volumes).__name__
-        raise InvalidInputError(f"volumes must be a (N, C, D, H, W) tensor, got {got}")
+    volumes = as_volume_store(volumes, "volumes")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
     n, spatial = volumes.shape[0], tuple(volumes.shape[2:])

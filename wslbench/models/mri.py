@@ -84,8 +84,19 @@ MRI_CNN_CONFIGS: dict[str, MRICNNConfig] = {
         channels=(8, 16, 32, 64, 128, 256, 512), convs_per_block=(1, 1, 2, 2, 3, 3, 3)
     ),
     "smoke": MRICNNConfig(channels=(2, 2, 4, 4, 8, 8, 8), convs_per_block=(1,) * 7),
+    "demo": MRICNNConfig(channels=(4, 8, 16, 8), convs_per_block=(1,) * 4),
 }
-"""Named configurations: ``"paper"`` (see the module docstring) and ``"smoke"`` (CPU tests)."""
+"""Named configurations: ``"paper"`` (see the module docstring), ``"smoke"`` (shape tests)
+and ``"demo"``: four blocks, used on the 4 mm grid of the ``smoke`` and ``demo`` experiment
+presets (45×55×46 → 2×3×2×8; 61×73×61 → 4×5×4×8 at 3 mm), so the linear layer still sees
+*where* gray matter is missing. The last block has 8 filters, not 32: the head's
+inputs are max-pooled leaky ReLUs, all positive (about 1), and Adam moves every weight by about
+``lr`` in the same direction, so one step at lr 1e-3 shifted every AD−CN logit by 5.1 with
+4×5×4×32 = 2,560 inputs and by 0.6 with 640 (issue 24, measured on 8 smoke-grid volumes): the
+wide head flipped its decision every few steps and the network stayed at chance. Seven blocks on the 3 mm grid end at 1×1×1
+(one global max per filter: no location left), and that network stays at chance on the
+demo cohort (issue 24: 2.2.2's seven blocks end at 1×2×1 on the paper's 1.5 mm grid
+with 512 filters, which the demo cannot afford)."""
 
 
 def mri_block_shapes(

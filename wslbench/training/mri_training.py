@@ -64,6 +64,7 @@ import torch
 from torch import nn
 
 from wslbench.data.splits import Fold, kfold_splits
+from wslbench.data.volume_store import VolumeStore, as_volume_store
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.metrics.balanced_accuracy import compute_balanced_accuracy
 from wslbench.model_state import preserved_model_state
@@ -327,10 +328,9 @@ class MRITrainingResult:
     interrupted: bool
 
 
-def _check_volumes(volumes: torch.Tensor) -> None:
-    if not isinstance(volumes, torch.Tensor) or volumes.ndim != 5:
-        got = tuple(volumes.shape) if isinstance(volumes, torch.Tensor) else type(volumes).__name__
-        raise InvalidInputError(f"volumes must be a (N, C, D, H, W) tensor, got {got}")
+def _check_volumes(volumes: torch.Tensor | VolumeStore) -> VolumeStore:
+    """``volumes`` as a store (a 5-D tensor is wrapped, a store kept: batches are read on demand)."""
+    return as_volume_store(volumes, "volumes")
 
 
 def _indices(values: object, n: int, name: str) -> torch.Tensor:
@@ -348,7 +348,7 @@ def _device(model: nn.Module) -> torch.device:
 
 
 def _logits(
-    model: nn.Module, volumes: torch.Tensor, indices: torch.Tensor, batch_size: int
+    model: nn.Module, volumes: VolumeStore, indices: torch.Tensor, batch_size: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``(indices, logits)`` per batch, in eval mode without gradients (mode restored)."""
     device = _device(model)
@@ -360,25 +360,26 @@ def _logits(
 
 def predict_proba(
     model: nn.Module,
-    volumes: torch.Tensor,
+    volumes: torch.Tensor | VolumeStore,
     batch_size: int = 8,
     indices: Sequence[int] | np.ndarray | torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Softmax class probabilities of ``volumes`` in eval mode, batch by batch (2.2.2).
 
     Only one batch of volumes is copied (and moved to the model's device) at a
-    time, so ``volumes`` may be a large CPU tensor.
+    time, so ``volumes`` may be a large CPU tensor or a lazy
+    :class:`~wslbench.data.volume_store.VolumeStore` (read one batch at a time).
 
     Args:
         model: maps ``(B, C, D, H, W)`` to ``(B, K)`` logits.
-        volumes: ``(N, C, D, H, W)`` volumes.
+        volumes: ``(N, C, D, H, W)`` volumes (tensor or store).
         batch_size: volumes per forward pass.
         indices: the volumes to predict (default: all), in this order.
 
     Returns:
         ``(len(indices), K)`` float32 probabilities on the CPU.
     """
-    _check_volumes(volumes)
+    volumes = _check_volumes(volumes)
     check_int("batch_size", batch_size)
     n = volumes.shape[0]
     idx = torch.arange(n) if indices is None else _indices(indices, n, "indices")
@@ -388,7 +389,7 @@ def predict_proba(
 
 def _evaluate(
     model: nn.Module,
-    volumes: torch.Tensor,
+    volumes: VolumeStore,
     labels: torch.Tensor,
     idx: torch.Tensor,
     batch_size: int,
@@ -404,7 +405,7 @@ def _evaluate(
 
 def train_mri_cnn(
     model: nn.Module,
-    volumes: torch.Tensor,
+    volumes: torch.Tensor | VolumeStore,
     labels: Sequence[int] | np.ndarray | torch.Tensor,
     train_idx: Sequence[int] | np.ndarray | torch.Tensor,
     val_idx: Sequence[int] | np.ndarray | torch.Tensor,
@@ -430,8 +431,9 @@ def train_mri_cnn(
     Args:
         model: maps ``(B, C, D, H, W)`` to ``(B, K)`` logits (e.g.
             :func:`~wslbench.models.build_mri_cnn`); trained in place.
-        volumes: ``(N, C, D, H, W)`` volumes (a CPU tensor is fine; batches move
-            to the model's device).
+        volumes: ``(N, C, D, H, W)`` volumes: a CPU tensor, or a lazy
+            :class:`~wslbench.data.volume_store.VolumeStore` whose batches are read from
+            disk as they are needed; batches move to the model's device.
         labels: ``(N,)`` class indices.
         train_idx: sessions to train on.
         val_idx: sessions to validate on (disjoint from ``train_idx``).
@@ -448,7 +450,7 @@ def train_mri_cnn(
     Returns:
         :class:`MRITrainingResult`.
     """
-    _check_volumes(volumes)
+    volumes = _check_volumes(volumes)
     n = volumes.shape[0]
     y_arr = as_1d(labels, "labels")
     if y_arr.size != n or not np.issubdtype(y_arr.dtype, np.integer) or y_arr.min() < 0:

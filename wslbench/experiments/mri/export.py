@@ -14,9 +14,8 @@ def run_metrics(run: MRIRun) -> dict[str, float]:
     """Validation balanced accuracy of the kept epoch and the test balanced accuracy."""
     out = {"test_balanced_accuracy": float(run.test_balanced_accuracy),
            "best_epoch": float(run.best_epoch)}
-    best = run.history.loc[run.history["epoch"] == run.best_epoch, "val_balanced_accuracy"]
-    if len(best):
-        out["val_balanced_accuracy"] = float(best.iloc[0])
+    if run.val_balanced_accuracy is not None:
+        out["val_balanced_accuracy"] = run.val_balanced_accuracy
     return out
 
 

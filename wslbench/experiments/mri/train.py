@@ -32,6 +32,12 @@ class MRIRun:
     test_balanced_accuracy: float
     interrupted: bool = False
 
+    @property
+    def val_balanced_accuracy(self) -> float | None:
+        """Validation balanced accuracy of the kept epoch (the selection criterion, 2.2.3)."""
+        best = self.history.loc[self.history["epoch"] == self.best_epoch, "val_balanced_accuracy"]
+        return float(best.iloc[0]) if len(best) else None
+
 
 def train_fold(
     config: MRIConfig, data: MRIData, fold: int = 0, *, progress: ProgressCallback | None = None
@@ -72,6 +78,7 @@ def _training_key(config: MRIConfig) -> MRIConfig:
     """The config with the mask fields reset, so changing λ/β never retrains the CNN."""
     defaults = MRIConfig()
     mask_fields = ("lambda1", "lambda2", "beta1", "beta2", "mask_lr", "mask_epochs",
-                   "mask_tolerance", "mask_patience", "session_iterations", "beta1_values",
-                   "beta2_values")
+                   "mask_tolerance", "mask_patience", "session_iterations", "session_limit",
+                   "min_val_balanced_accuracy", "refuse_at_chance", "beta1_values", "beta2_values", "lambda1_values",
+                   "lambda2_values", "beta_lambda2", "mask_lr_cases")
     return replace(config, **{name: getattr(defaults, name) for name in mask_fields})
