@@ -186,3 +186,23 @@ def ndi_dilate(mask, n):
     from scipy import ndimage
 
     return ndimage.binary_dilation(mask, iterations=n)
+
+
+@pytest.mark.parametrize("output_size", [None, 48, 96])
+def test_augment_batch_equals_augment_image(output_size: int | None) -> None:
+    """One grid_sample over the batch = the per-image spline warp (bilinear, SciPy's
+    "constant" border), contrast about neutral and clipping included."""
+    from wslbench.data.fundus_preprocess import augment_batch
+
+    rng = np.random.default_rng(3)
+    x = torch.rand(6, 3, 64, 64)
+    params = [sample_augmentation(rng) for _ in range(6)]
+    batch = augment_batch(x, params, output_size=output_size, neutral=0.5)
+    loop = torch.stack([augment_image(x[i], params[i], output_size=output_size, neutral=0.5)
+                        for i in range(6)])
+    assert batch.shape == loop.shape
+    assert float((batch - loop).abs().max()) < 1e-4
+    with pytest.raises(InvalidInputError, match="one AugmentationParams per image"):
+        augment_batch(x, params[:2])
+    with pytest.raises(InvalidInputError, match="B, C, H, W"):
+        augment_batch(x[0], params[:1])

@@ -165,3 +165,26 @@ def test_checkpoints_are_saved_and_load_safely(smoke, tmp_path):
     assert sum(load_checkpoint(p)["selected"] for p in paths) == 1
     with pytest.raises(RunError, match="already exists"):
         dr.save_dr_checkpoints(run, tmp_path)
+
+
+def test_claims_measure_every_arm_and_judge_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wiring of ``wslbench reproduce 01_dr_heatmaps``: three ν arms of one seed, the
+    per-lesion FROC areas of π₀, the "or" of ``large_nu_hurts``; the numbers of a 6-step
+    network mean nothing, so the verdicts are judged on made-up seeds."""
+    from wslbench.claims import judge
+    from wslbench.experiments.dr import claims
+
+    monkeypatch.setattr(claims, "dr_config", lambda preset, seed: dr.dr_config(
+        preset, seed=seed, iterations=6, checkpoint_every=3, n_train=16, n_val=16, n_test=16))
+    values = claims.measure("smoke", 0)
+    for arm in ("nu0", "nu", "large_nu"):
+        assert 0.0 <= values[f"auc_{arm}"] <= 1.0 and 0.0 <= values[f"froc_{arm}"] <= 1.0
+    assert {"froc_microaneurysm_nu0", "froc_hemorrhage_nu0"} <= set(values)
+    assert values["harm_large_nu"] == max(values["auc_nu"] - values["auc_large_nu"],
+                                          values["froc_nu"] - values["froc_large_nu"])
+    learnt = {**values, "auc_nu0": 0.9, "auc_nu": 0.9, "froc_nu0": 0.30, "froc_nu": 0.35}
+    seeds = [learnt, {**learnt, "froc_nu": 0.33}, {**learnt, "froc_nu": 0.37}]
+    verdicts = {c.id: judge(c, seeds) for c in claims.CLAIMS.claims}
+    assert verdicts["froc_gain"]["reproduced"] and verdicts["auc_kept"]["reproduced"]
+    at_chance = [{**s, "auc_nu0": 0.55} for s in seeds]
+    assert not judge(claims.CLAIMS.claims[0], at_chance)["reproduced"]  # a baseline at chance voids it

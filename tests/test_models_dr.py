@@ -312,3 +312,25 @@ def test_weight_decay_groups_conv_and_dense_weights_only():
     assert len(alex_groups[0]["params"]) == 5 + 3 and alex_groups[0]["weight_decay"] == 1e-3
     with pytest.raises(ConfigError):
         dr_weight_decay_params(model, -1.0)
+
+
+def test_input_offset_feeds_the_zero_centred_image_and_lrp_sees_it() -> None:
+    """``input_offset`` = 0.5: the network computes on ``x − 0.5`` (the paper's ``I_n``),
+    outside the state dict, and LRP explains that shifted input."""
+    from wslbench.attribution import create_attribution
+    from wslbench.nn import InputShift
+
+    torch.manual_seed(0)
+    plain = build_dr_net("net_b", input_size=64, width=0.125).eval()
+    shifted = build_dr_net("net_b", input_size=64, width=0.125, input_offset=0.5).eval()
+    assert set(shifted.state_dict()) == set(plain.state_dict())
+    shifted.load_state_dict(plain.state_dict())
+    x = torch.rand(2, 3, 64, 64)
+    torch.testing.assert_close(shifted(x), plain(x - 0.5))
+    torch.testing.assert_close(shifted.forward_features(x), plain.forward_features(x - 0.5))
+    lrp_shifted = create_attribution("lrp", shifted).attribute(x)
+    lrp_plain = create_attribution("lrp", plain).attribute(x - 0.5)
+    torch.testing.assert_close(lrp_shifted, lrp_plain)
+    assert isinstance(next(shifted.children()), InputShift)  # the first leaf LRP meets
+    with pytest.raises(ConfigError, match="offset must be a finite number"):
+        InputShift(float("nan"))

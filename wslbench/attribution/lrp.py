@@ -15,6 +15,7 @@ from torch import nn
 from wslbench.attribution._utils import target_weights
 from wslbench.attribution.base import Attribution, register_attribution
 from wslbench.errors import ConfigError, InvalidInputError
+from wslbench.nn.input_shift import InputShift
 from wslbench.nn.maxout import Maxout
 from wslbench.nn.rms_pool import RMSPool2d
 from wslbench.nn.untied_conv import UntiedBiasConv2d
@@ -55,6 +56,7 @@ _PASS = (
     nn.Tanh,
     nn.Sigmoid,
     nn.Identity,
+    InputShift,
 )
 _DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 _RESHAPE = (nn.Flatten, nn.Unflatten)
@@ -134,8 +136,8 @@ class LRP(Attribution):
     - RMSPool2d, y = sqrt(mean(x²) + eps): the square root is treated as a
       monotone activation and the mean of x² as an average of non-negative
       shares, R_i = x_i² / Σ_window x_k² · R_j (conservative).
-    - ReLU, LeakyReLU and other element-wise activations, Identity: relevance
-      passes unchanged. Dropout: identity (eval semantics). Flatten, Unflatten:
+    - ReLU, LeakyReLU and other element-wise activations, Identity, InputShift:
+      relevance passes unchanged (after an InputShift the map is one of the shifted input). Dropout: identity (eval semantics). Flatten, Unflatten:
       relevance is reshaped back.
 
     The forward pass uses eval semantics (BatchNorm running statistics,

@@ -58,7 +58,8 @@ SPEC = ModelSpec(
     metric="val_image_auc", metric_label="validation AUC (referable DR)",
     make_config=lambda preset: dr.dr_config(preset),
     config_from_dict=lambda d: dr.dr_config("demo", **{**d, "device": "cpu"}),
-    build=lambda c: build_dr_net(c.net, input_size=c.input_size, width=c.width),
+    build=lambda c: build_dr_net(c.net, input_size=c.input_size, width=c.width,
+                                 input_offset=dr.input_reference(c)),
     train=_train, estimate_s=_estimate_s,
 )
 

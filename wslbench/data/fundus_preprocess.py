@@ -27,6 +27,7 @@ them deterministically, the same geometric transform to an image and its masks.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,7 @@ from wslbench.seeding import numpy_rng
 
 __all__ = [
     "GRAHAM_OFFSET",
+    "augment_batch",
     "FieldOfView",
     "PreprocessedFundus",
     "AugmentationParams",
@@ -366,12 +368,15 @@ def _from_chw(arr: np.ndarray, like: np.ndarray | torch.Tensor, is_torch: bool,
     return np.ascontiguousarray(out).astype(like.dtype)
 
 
-def _warp(chw: np.ndarray, params: AugmentationParams, output_size: int | None, order: int,
-          cval: float) -> np.ndarray:
-    """Apply the geometric part (flip, rotation, scale, translation, resize) per channel."""
-    _, h, w = chw.shape
-    out = output_size if output_size is not None else None
-    oh, ow = (out, out) if out is not None else (h, w)
+def _inverse_affine(params: AugmentationParams, h: int, w: int, output_size: int | None
+                    ) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Output (row, col) → input (row, col) map of the geometric part: ``inverse · o + offset``.
+
+    The transform maps the input centre to the output centre (flip, rotation, scale,
+    translation, then the resize to ``output_size``). Returns ``inverse``, ``offset`` and the
+    output shape.
+    """
+    oh, ow = (output_size, output_size) if output_size is not None else (h, w)
     zoom = params.scale * (min(oh, ow) / min(h, w))
     theta = math.radians(params.rotation_deg)
     c, s = math.cos(theta), math.sin(theta)
@@ -383,7 +388,14 @@ def _warp(chw: np.ndarray, params: AugmentationParams, output_size: int | None, 
     c_out = np.array([(oh - 1) / 2.0, (ow - 1) / 2.0])
     offset = c_in - inverse @ (c_out + np.asarray(params.translation))
     # Snap round-off (cos 90° ≈ 6e-17) so exact quarter turns and flips stay exact.
-    inverse, offset = np.round(inverse, 12), np.round(offset, 9)
+    return np.round(inverse, 12), np.round(offset, 9), oh, ow
+
+
+def _warp(chw: np.ndarray, params: AugmentationParams, output_size: int | None, order: int,
+          cval: float) -> np.ndarray:
+    """Apply the geometric part (flip, rotation, scale, translation, resize) per channel."""
+    _, h, w = chw.shape
+    inverse, offset, oh, ow = _inverse_affine(params, h, w, output_size)
     return np.stack([
         ndi.affine_transform(ch, inverse, offset=offset, output_shape=(oh, ow), order=order,
                              mode="constant", cval=cval)
@@ -435,6 +447,57 @@ def augment_image(
     if clip:
         out = np.clip(out, 0.0, 1.0)
     return _from_chw(out, image, is_torch, had_channels)
+
+
+def augment_batch(
+    images: torch.Tensor,
+    params: Sequence[AugmentationParams],
+    *,
+    output_size: int | None = None,
+    neutral: float = 0.5,
+    clip: bool = True,
+) -> torch.Tensor:
+    """:func:`augment_image` (bilinear) of a whole ``(B, C, H, W)`` batch in one resampling.
+
+    Image ``b`` gets ``params[b]``. The same affine map as :func:`augment_image`, applied
+    by one ``grid_sample`` over the batch instead of one spline call per channel (the
+    5.1.1 augmentation of every training step); pixels from outside the input take
+    ``neutral``, and bilinear weights at the border mix with it, as in SciPy's
+    ``mode="constant"``. Equal to :func:`augment_image` to float32 round-off (tested).
+
+    Returns:
+        ``(B, C, S, S)`` float32, ``S = output_size`` (or ``(B, C, H, W)``).
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise InvalidInputError(f"images must be a (B, C, H, W) tensor, got "
+                                f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+    if len(params) != images.shape[0]:
+        raise InvalidInputError(f"need one AugmentationParams per image: {images.shape[0]} images, "
+                                f"{len(params)} parameter sets")
+    for p in params:
+        _check_params(p)
+    _, _, h, w = images.shape
+    grids, inside = [], []
+    for p in params:
+        inverse, offset, oh, ow = _inverse_affine(p, h, w, output_size)
+        rows, cols = np.meshgrid(np.arange(oh, dtype=np.float64), np.arange(ow, dtype=np.float64),
+                                 indexing="ij")
+        src = np.einsum("ij,jhw->ihw", inverse, np.stack([rows, cols])) + offset[:, None, None]
+        # grid_sample wants (x = col, y = row) in [-1, 1] with align_corners=True.
+        grids.append(np.stack([2.0 * src[1] / max(w - 1, 1) - 1.0,
+                               2.0 * src[0] / max(h - 1, 1) - 1.0], axis=-1))
+        # SciPy's "constant" mode: no interpolation beyond the edge, neutral there.
+        eps = 1e-9
+        inside.append((src[0] >= -eps) & (src[0] <= h - 1 + eps) & (src[1] >= -eps) & (src[1] <= w - 1 + eps))
+    grid = torch.as_tensor(np.stack(grids), dtype=torch.float32, device=images.device)
+    keep = torch.as_tensor(np.stack(inside)[:, None], dtype=torch.float32, device=images.device)
+    centred = images.float() - neutral
+    out = torch.nn.functional.grid_sample(centred, grid, mode="bilinear", padding_mode="zeros",
+                                          align_corners=True) * keep
+    contrast = torch.tensor([p.contrast for p in params], dtype=torch.float32,
+                            device=images.device).view(-1, 1, 1, 1)
+    out = neutral + contrast * out
+    return out.clamp(0.0, 1.0) if clip else out
 
 
 def augment_mask(

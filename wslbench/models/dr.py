@@ -55,7 +55,7 @@ import torch
 from torch import nn
 
 from wslbench.errors import ConfigError, InvalidInputError
-from wslbench.nn import Maxout, RMSPool2d, UntiedBiasConv2d, conv_output_size
+from wslbench.nn import InputShift, Maxout, RMSPool2d, UntiedBiasConv2d, conv_output_size
 from wslbench.registry import Registry
 
 __all__ = [
@@ -244,6 +244,8 @@ class DRNet(nn.Module):
         self.in_channels = in_channels
         self.width = float(width)
         self.feature_index = 0
+        # Registered before ``layers``, so it is the first leaf (LRP walks leaves in order).
+        self.input_shift = InputShift(0.0)
 
     def _check_input(self, x: torch.Tensor) -> None:
         expected = (self.in_channels, self.input_size, self.input_size)
@@ -257,7 +259,7 @@ class DRNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Last convolutional feature map (after its activation), for Grad-CAM."""
         self._check_input(x)
-        return self.layers[: self.feature_index](x)
+        return self.layers[: self.feature_index](self.input_shift(x))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """Pooling and dense layers on :meth:`forward_features` output -> ``(B,)``."""
@@ -265,7 +267,7 @@ class DRNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
-        return self.layers(x).squeeze(-1)
+        return self.layers(self.input_shift(x)).squeeze(-1)
 
     def _build_head(
         self,
@@ -486,6 +488,7 @@ def build_dr_net(
     dropout: float = 0.5,
     negative_slope: float = LEAKY_SLOPE,
     stages: int | None = None,
+    input_offset: float = 0.0,
 ) -> DRNet:
     """Typed entry point used by presets: a DR network at a given size and width.
 
@@ -497,6 +500,9 @@ def build_dr_net(
         dropout: dropout probability of the dense head.
         negative_slope: leaky rectifier slope (0.33, Quellec 2017, 5.1.3).
         stages: o_O nets only, see :class:`NetA`; must be ``None`` for AlexNet.
+        input_offset: subtracted from the input by the first layer
+            (:class:`~wslbench.nn.InputShift`): 0.5 for Graham-preprocessed images, so the
+            network sees the zero-centred ``I_n`` of 5.1.1.
     """
     kwargs: dict[str, object] = dict(
         input_size=input_size,
@@ -507,7 +513,9 @@ def build_dr_net(
     )
     if stages is not None:
         kwargs["stages"] = stages
-    return create_dr_net(name, **kwargs)
+    net = create_dr_net(name, **kwargs)
+    net.input_shift = InputShift(input_offset)
+    return net
 
 
 def list_dr_nets() -> list[str]:

@@ -43,7 +43,7 @@ _WAITING = "<i>Move the slider or press Run to train (or load) this model.</i>"
 
 
 def nu_explorer(config: object, data: object, *, case: int = 0,
-                nus: Sequence[float] = (1e-4, 1e-3, 1e-2), threaded: bool = True) -> Explorer:
+                nus: Sequence[float] = (0.0, 1e-4, 1e-3, 1e-2), threaded: bool = True) -> Explorer:
     """The ν slider of notebook 01 (Quellec 2017, eq. 6): π₀ next to the sparsity-enhanced π
     of one test case; each ν trains once (then comes from the experiment cache).
 

@@ -20,11 +20,14 @@ What notebook ``01_dr_heatmaps`` calls. The pipeline:
 Choices where the paper is silent (documented and tested): lesion candidates are
 the local maxima of the heatmap inside the field of view, at least
 ``candidate_distance`` pixels apart, scored by the heatmap value; the model kept
-after training is the checkpoint with the best validation image AUC (5.5 selects
-checkpoints on validation data)."""
+after training is the checkpoint with the best validation lesion FROC area (5.3
+selects checkpoint and ν on held-out DiaretDB1 images; ``select="image_auc"`` is the
+alternative). The paper's headline findings are claims
+(:data:`~wslbench.experiments.dr.claims.CLAIMS`) for ``wslbench reproduce 01_dr_heatmaps``."""
 
 from __future__ import annotations
 
+from wslbench.experiments.dr.claims import CLAIMS
 from wslbench.experiments.dr.config import (
     DR_PRESETS,
     DRConfig,
@@ -67,4 +70,4 @@ from wslbench.experiments.dr.train import (
     train_dr_cached,
 )
 
-__all__ = ["DRConfig", "DR_PRESETS", "HEATMAP_METHODS", "DRSplit", "DRData", "DRCheckpoint", "DRTraining", "DREvaluation", "dr_config", "input_reference", "nu_area", "grad_cam_layer", "make_dr_data", "fov_statistics", "shortcut_probe", "contralateral_index", "preprocess_images", "preprocess_real_image", "fit_input_size", "predict_scores", "train_dr", "train_dr_cached", "save_dr_checkpoints", "dr_heatmaps", "lesion_candidates", "evaluate_dr", "nu_table", "compare_heatmaps", "referable_calibration", "model_metrics", "save_model"]
+__all__ = ["CLAIMS", "DRConfig", "DR_PRESETS", "HEATMAP_METHODS", "DRSplit", "DRData", "DRCheckpoint", "DRTraining", "DREvaluation", "dr_config", "input_reference", "nu_area", "grad_cam_layer", "make_dr_data", "fov_statistics", "shortcut_probe", "contralateral_index", "preprocess_images", "preprocess_real_image", "fit_input_size", "predict_scores", "train_dr", "train_dr_cached", "save_dr_checkpoints", "dr_heatmaps", "lesion_candidates", "evaluate_dr", "nu_table", "compare_heatmaps", "referable_calibration", "model_metrics", "save_model"]

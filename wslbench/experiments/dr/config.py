@@ -37,6 +37,11 @@ class DRConfig:
         augment: random rotation/translation/scale/flip/contrast of 5.1.1.
         preprocess: Graham preprocessing of 5.1.1.
         checkpoint_every: iterations between validation checkpoints.
+        select: validation metric that picks the checkpoint (and ν in :func:`select_nu`):
+            ``"froc_mean"``, the mean lesion FROC area Ā_z (the paper's criterion, 5.3), or
+            ``"image_auc"`` (referable-DR ROC area, the alternative).
+        plateau_patience: validation checkpoints without improvement of ``select`` after
+            which Adam's learning rate is divided by 10 (5.1.3); ``None``: constant rate.
         candidate_distance: minimal distance (px) between lesion candidates.
         candidate_sigma: Gaussian smoothing (px) of a heatmap before its local maxima are taken.
         max_fp: μ of the limited FROC area (10 in 5.5).
@@ -64,6 +69,8 @@ class DRConfig:
     augment: bool = True
     preprocess: bool = True
     checkpoint_every: int = 100
+    select: Literal["froc_mean", "image_auc"] = "froc_mean"
+    plateau_patience: int | None = 3
     candidate_distance: int = 3
     candidate_sigma: float = 1.0
     max_fp: float = 10.0
@@ -79,7 +86,7 @@ DR_PRESETS = PresetTable(
     smoke=DRConfig(image_size=64, input_size=64, width=0.125, n_train=48, n_val=24, n_test=24,
                    batch_size=8, iterations=30, checkpoint_every=10, candidate_distance=2,
                    rf_trees=20, rf_depth=4, nu=1e-3, table_nus=(0.0, 1e-3)),
-    demo=DRConfig(nu=1e-3),
+    demo=DRConfig(nu=1e-3, iterations=1500, checkpoint_every=250, plateau_patience=2),
     paper=DRConfig(net="net_b", image_size=512, input_size=448, width=1.0, n_train=35126,
                    n_val=3000, n_test=3000, batch_size=36, iterations=350_000, lr=1e-4,
                    nu=1e-3, checkpoint_every=4000, candidate_distance=8, rf_trees=500,

@@ -11,10 +11,7 @@ import numpy as np
 import torch
 
 from wslbench.checkpoint import save_checkpoint
-from wslbench.data.fundus_preprocess import (
-    augment_image,
-    sample_augmentation,
-)
+from wslbench.data.fundus_preprocess import augment_batch, sample_augmentation
 from wslbench.devices import resolve_device
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.experiments.cache import ExperimentCache
@@ -77,10 +74,8 @@ class DRTraining:
 
 def _augmented_batch(images: torch.Tensor, rng: np.random.Generator, input_size: int) -> torch.Tensor:
     """5.1.1 augmentation of each image (new parameters per image and per draw)."""
-    return torch.stack([
-        augment_image(img, sample_augmentation(rng), output_size=input_size, neutral=0.5)
-        for img in images
-    ])
+    return augment_batch(images, [sample_augmentation(rng) for _ in range(images.shape[0])],
+                         output_size=input_size, neutral=0.5)
 
 
 def train_dr(
@@ -98,8 +93,10 @@ def train_dr(
     defined at ``config.nu_size``² pixels (scaled by the area ratio, so the paper's ν
     values carry over to the smaller presets).
     Every ``checkpoint_every`` iterations the parameters are stored with their
-    validation image AUC and lesion FROC areas; the best-AUC checkpoint is loaded at
-    the end (:func:`wslbench.training.fit`). ``progress`` may raise
+    validation image AUC and lesion FROC areas; the learning rate is divided by 10 after
+    ``plateau_patience`` checkpoints without progress of ``config.select`` (5.1.3), and the
+    best checkpoint by ``config.select`` (validation lesion FROC, the paper's criterion of
+    5.3, or image AUC) is loaded at the end (:func:`wslbench.training.fit`). ``progress`` may raise
     :class:`~wslbench.progress.StopRequested` (the widgets' cancel button): the best
     checkpoint so far is loaded and the result is marked ``interrupted`` (never cached).
     """
@@ -109,7 +106,8 @@ def train_dr(
         raise ConfigError(f"nu must be >= 0, got {config.nu}")
     seed_everything(config.seed)
     device = resolve_device(config.device)
-    model = build_dr_net(config.net, input_size=config.input_size, width=config.width).to(device)
+    model = build_dr_net(config.net, input_size=config.input_size, width=config.width,
+                         input_offset=input_reference(config)).to(device)
     optimiser = torch.optim.Adam(dr_weight_decay_params(model, config.weight_decay), lr=config.lr)
     rng = np.random.default_rng(config.seed)
     order = torch_generator(config.seed)
@@ -135,7 +133,8 @@ def train_dr(
 
     fitted = fit(model, step, batches, epochs=1, optimiser=optimiser,
                  validate=lambda: evaluate_dr(model, val, config).summary(),
-                 validate_every=config.checkpoint_every, select="image_auc", ties="latest",
+                 validate_every=config.checkpoint_every, select=config.select, ties="latest",
+                 plateau_patience=config.plateau_patience,
                  keep_checkpoints=True, record_steps=True, progress=progress,
                  total_steps=config.iterations)
     result = DRTraining(model=model, config=config, interrupted=fitted.interrupted)
