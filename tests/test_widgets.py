@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -214,3 +215,42 @@ def test_explorers_train_nothing_until_asked(monkeypatch):
     assert trained == []
     wexplorer.controls.run_now()
     assert trained == [1.0] and "Dice" in wexplorer.note.value
+
+
+def test_overlay_of_a_zero_map_leaves_the_photograph_unchanged():
+    """Quellec 2017 Fig. 4 reading aid: heat fades to transparent at the map's zero, so a
+    zero map drawn at full opacity shows the photograph pixel for pixel."""
+    image, _ = _image_and_maps(32)
+    zero = {"zero": np.zeros((32, 32))}
+
+    def pixels(opacity: float) -> np.ndarray:
+        return panel_pixels(heatmap_comparison_figure(image, zero, opacity=opacity, scale=(0.0, 1.0)))
+
+    def panel_pixels(fig) -> np.ndarray:  # the overlay panel only (the colour bar shows opacity)
+        fig.canvas.draw()
+        box = fig.axes[1].get_window_extent()
+        rgba = np.asarray(fig.canvas.buffer_rgba())
+        top = rgba.shape[0] - int(box.y1)
+        out = rgba[top:top + int(box.height), int(box.x0):int(box.x0) + int(box.width)].copy()
+        plt.close(fig)
+        return out
+
+    assert np.array_equal(pixels(1.0), pixels(0.0))  # full heat opacity vs no overlay at all
+    heat = heatmap_comparison_figure(image, {"ones": np.ones((32, 32))}, opacity=1.0, scale=(0.0, 1.0))
+    assert not np.array_equal(panel_pixels(heat), pixels(0.0))  # while heat shows
+
+
+def test_overlay_colour_maps_fade_at_zero_and_follow_the_sign():
+    from wslbench.viz.heatmaps import DIVERGING_CMAP, SEQUENTIAL_CMAP, overlay_cmap
+
+    sequential, diverging = overlay_cmap("auto", signed=False), overlay_cmap("auto", signed=True)
+    assert sequential.name.startswith(SEQUENTIAL_CMAP) and diverging.name.startswith(DIVERGING_CMAP)
+    assert sequential(0.0)[3] == 0.0 and sequential(1.0)[3] == 1.0
+    assert diverging(0.5)[3] < 0.02 and diverging(0.0)[3] == 1.0 and diverging(1.0)[3] == 1.0
+    image, maps = _image_and_maps()
+    signed = heatmap_comparison_figure(image, {"lrp": maps["pi0"] - 0.5}, outlines=maps["pi0"] > 0.5)
+    assert signed.axes[1].images[-1].cmap.name.startswith(DIVERGING_CMAP)
+    assert signed.axes[1].collections, "the truth outline is drawn"
+    with pytest.raises(InvalidInputError, match="unknown colour map"):
+        overlay_cmap("not-a-map", signed=False)
+    plt.close(signed)

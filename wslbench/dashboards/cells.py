@@ -238,7 +238,7 @@ class CellView(OverlayView):
     dashboard refreshes its count and findings list) before the redraw."""
 
     def __init__(self) -> None:
-        super().__init__(cmap="jet", opacity=0.5, threshold=0.2)
+        super().__init__(cmap="auto", opacity=0.5, threshold=0.2)
         self.threshold.max, self.threshold.step = MAX_THRESHOLD, 0.5
         self.threshold.min = MIN_THRESHOLD
         self.on_detections: list[Callable[[], None]] = []

@@ -169,7 +169,7 @@ class FundusModality:
     model_label = "model"
 
     def make_view(self) -> OverlayView:
-        return OverlayView(cmap="jet", opacity=0.6, threshold=0.2)
+        return OverlayView(cmap="auto", opacity=0.6, threshold=0.2)
 
     def samples(self, loaded: LoadedModel) -> dict[str, Callable[[], Any]]:
         images = _samples(max(256, loaded.config.image_size))

@@ -115,7 +115,7 @@ class HistologyModality:
     model_label = "head"
 
     def make_view(self) -> OverlayView:
-        return OverlayView(cmap="jet", opacity=0.5, threshold=0.3)
+        return OverlayView(cmap="auto", opacity=0.5, threshold=0.3)
 
     def samples(self, loaded: LoadedModel) -> dict[str, Callable[[], Any]]:
         images = _samples(loaded.config.task, max(64, loaded.config.image_size))

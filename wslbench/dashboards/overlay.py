@@ -116,7 +116,7 @@ class OverlayView:
         debouncer: the :class:`Debouncer` of the slider redraws (``delay_s`` adjustable).
     """
 
-    def __init__(self, *, cmap: str = "jet", opacity: float = 0.5, threshold: float = 0.2,
+    def __init__(self, *, cmap: str = "auto", opacity: float = 0.5, threshold: float = 0.2,
                  debounce_s: float = 0.2) -> None:
         self.cmap = cmap
         self.opacity = widgets.FloatSlider(value=opacity, min=0.0, max=1.0, step=0.05,

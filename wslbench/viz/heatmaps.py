@@ -3,6 +3,14 @@
 Used by :class:`wslbench.widgets.HeatmapComparisonPanel` and by the notebooks
 for saved figures (π₀ next to the sparsity-enhanced π, Quellec 2017, Fig. 4;
 CAMs next to ground truth, Rony 2020, Fig. 3.3).
+
+How a map is drawn over the photograph (Fig. 4 of Quellec 2017 shows heat over the
+image): one colour scale per figure (:func:`shared_scale`), so π₀ and the
+sparsity-enhanced π are compared in the same units; a sequential colour map
+(:data:`SEQUENTIAL_CMAP`) when every map is non-negative (π, ω, CAMs) and a diverging
+one (:data:`DIVERGING_CMAP`) centred on 0 when a map is signed (LRP); and a colour map
+whose opacity rises from 0 at the map's zero to full at :data:`FULL_OPACITY_AT` of the
+scale, so near-zero heat leaves the photograph visible (a zero map leaves it unchanged).
 """
 
 from __future__ import annotations
@@ -12,11 +20,21 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib import colormaps
+from matplotlib.colors import Colormap, ListedColormap
 from matplotlib.figure import Figure
 
 from wslbench.errors import InvalidInputError
 
-__all__ = ["as_display_image", "as_heatmap", "shared_scale", "heatmap_comparison_figure"]
+__all__ = ["as_display_image", "as_heatmap", "shared_scale", "overlay_cmap", "heatmap_comparison_figure",
+           "SEQUENTIAL_CMAP", "DIVERGING_CMAP", "FULL_OPACITY_AT"]
+
+#: Colour map of non-negative maps (π, ω, Grad-CAM, CAMs).
+SEQUENTIAL_CMAP = "inferno"
+#: Colour map of signed maps (LRP), centred on 0.
+DIVERGING_CMAP = "RdBu_r"
+#: Fraction of the scale (from the map's zero) at which the overlay reaches full opacity.
+FULL_OPACITY_AT = 0.25
 
 
 def as_display_image(image: object) -> np.ndarray:
@@ -76,31 +94,52 @@ def shared_scale(maps: Mapping[str, np.ndarray]) -> tuple[float, float]:
     return 0.0, hi if hi > 0.0 else 1.0
 
 
+def overlay_cmap(name: str, *, signed: bool) -> Colormap:
+    """``name`` (``"auto"``: :data:`SEQUENTIAL_CMAP`, or :data:`DIVERGING_CMAP` when
+    ``signed``) with an opacity ramp: transparent at the map's zero (the bottom of a
+    non-negative scale, the centre of a signed one), opaque from :data:`FULL_OPACITY_AT`
+    of the scale on."""
+    if name == "auto":
+        name = DIVERGING_CMAP if signed else SEQUENTIAL_CMAP
+    if name not in colormaps:
+        raise InvalidInputError(f"unknown colour map {name!r}; expected 'auto' or a matplotlib name")
+    t = np.linspace(0.0, 1.0, 256)
+    colours = colormaps[name](t)
+    distance = np.abs(2.0 * t - 1.0) if signed else t  # distance from the map's zero
+    colours[:, 3] = np.clip(distance / FULL_OPACITY_AT, 0.0, 1.0)
+    return ListedColormap(colours, name=f"{name}_fade")
+
+
 def heatmap_comparison_figure(
     image: object,
     heatmaps: Mapping[str, object],
     *,
     opacity: float = 0.5,
     threshold: float = 0.0,
-    cmap: str = "jet",
+    cmap: str = "auto",
     scale: tuple[float, float] | None = None,
     policy: str = "none",
     panel_size: float = 3.0,
+    outlines: object | None = None,
 ) -> Figure:
     """The image, then each heatmap overlaid on it, side by side on one colour scale.
 
     Args:
         image: the input image (see :func:`as_display_image`).
         heatmaps: title → raw map of the image's size (see :func:`as_heatmap`).
-        opacity: overlay alpha in [0, 1].
+        opacity: overlay alpha in [0, 1] where the heat is full (it fades to 0 at the
+            map's zero, :func:`overlay_cmap`).
         threshold: fraction in [0, 1) of the shared scale below which a map is transparent.
-        cmap: matplotlib colour map of the overlays.
+        cmap: ``"auto"`` (sequential for non-negative maps, diverging for signed ones) or
+            a matplotlib colour map name; the opacity ramp is added to either.
         scale: ``(vmin, vmax)`` shared by the maps; default :func:`shared_scale`.
         policy: per-map display normalisation before the shared scale
             (:func:`wslbench.attribution.normalize`: ``"none"`` keeps raw values, which
             compares maps of one method; ``"abs-max"`` or ``"percentile"`` compares
             methods of different units).
         panel_size: inches per panel.
+        outlines: optional ``(H, W)`` truth mask (lesions, glands) whose contours are
+            drawn over every overlay.
 
     Returns:
         A matplotlib figure with ``1 + len(heatmaps)`` axes; the overlay of panel
@@ -121,6 +160,12 @@ def heatmap_comparison_figure(
             )
     vmin, vmax = scale if scale is not None else shared_scale(maps)
     cut = vmin + threshold * (vmax - vmin)
+    colour_map = overlay_cmap(cmap, signed=vmin < 0.0)
+    outline = None
+    if outlines is not None:
+        outline = as_heatmap(outlines)
+        if outline.shape != img.shape[:2]:
+            raise InvalidInputError(f"outlines has shape {outline.shape}, expected the image size {img.shape[:2]}")
     fig, axes = plt.subplots(
         1, 1 + len(maps), figsize=(panel_size * (1 + len(maps)), panel_size), squeeze=False
     )
@@ -131,7 +176,9 @@ def heatmap_comparison_figure(
     for ax, (title, m) in zip(axes[1:], maps.items()):
         ax.imshow(img, cmap=gray)
         shown = np.ma.masked_where(m < cut, m) if threshold > 0 else m
-        im = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax, alpha=opacity)
+        im = ax.imshow(shown, cmap=colour_map, vmin=vmin, vmax=vmax, alpha=opacity)
+        if outline is not None and outline.max() > outline.min():
+            ax.contour(outline > 0.5, levels=[0.5], colors="cyan", linewidths=0.8)
         ax.set_title(title)
     for ax in axes:
         ax.set_axis_off()

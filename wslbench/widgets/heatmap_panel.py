@@ -28,7 +28,9 @@ class HeatmapComparisonPanel:
         heatmaps: title → raw ``(H, W)`` map (tensors ``(1, 1, H, W)`` accepted).
         opacity: initial overlay opacity in [0, 1].
         threshold: initial fraction of the shared scale below which maps are hidden.
-        cmap: matplotlib colour map of the overlays.
+        cmap: colour map of the overlays (``"auto"``: sequential for non-negative maps,
+            diverging for signed ones; :func:`wslbench.viz.heatmaps.overlay_cmap`).
+        outlines: optional ``(H, W)`` truth mask outlined on every overlay.
         policy: initial display normalisation (``wslbench.attribution.NORMALIZE_POLICIES``).
         title: optional heading shown above the panel.
 
@@ -47,11 +49,13 @@ class HeatmapComparisonPanel:
         *,
         opacity: float = 0.5,
         threshold: float = 0.0,
-        cmap: str = "jet",
+        cmap: str = "auto",
         policy: str = "none",
         title: str = "",
+        outlines: object | None = None,
     ) -> None:
         self._image = image
+        self._outlines = outlines
         self._heatmaps = dict(heatmaps)
         self.cmap = cmap
         self.opacity = widgets.FloatSlider(
@@ -92,6 +96,7 @@ class HeatmapComparisonPanel:
         fig = heatmap_comparison_figure(
             self._image, self._heatmaps, opacity=self.opacity.value,
             threshold=self.threshold.value, cmap=self.cmap, policy=self.policy.value,
+            outlines=self._outlines,
         )
         self.figure = fig
         show_figure(fig, self.image_widget)
