@@ -30,6 +30,7 @@ def test_presets_are_data_and_paper_matches_the_paper():
     assert (paper.net, paper.input_size, paper.width, paper.batch_size) == ("net_b", 448, 1.0, 36)
     assert (paper.lr, paper.weight_decay, paper.iterations, paper.nu) == (1e-4, 5e-4, 350_000, 1e-3)
     assert (paper.rf_trees, paper.rf_depth, paper.max_fp) == (500, 25, 10.0)
+    assert (paper.select, paper.plateau_patience) == ("froc_mean", 3)  # 5.3 selection, 5.1.3 lr/10
     with pytest.raises(ConfigError, match="unknown parameter"):
         dr.dr_config("smoke", nuu=1.0)
     with pytest.raises(ConfigError, match="expected a number"):
@@ -52,7 +53,8 @@ def test_data_are_eye_pairs_with_correlated_grades(smoke):
 def test_training_is_seeded_and_keeps_the_best_checkpoint(smoke):
     config, data, run = smoke
     assert [c.iteration for c in run.checkpoints] == [10, 20, 30]
-    best = max(run.checkpoints, key=lambda c: (c.metrics["image_auc"], c.iteration))
+    assert config.select == "froc_mean"  # the paper's criterion (5.3)
+    best = max(run.checkpoints, key=lambda c: (c.metrics["froc_mean"], c.iteration))
     assert run.selected == best.iteration
     twin = dr.train_dr(config, data)
     for a, b in zip(run.model.state_dict().values(), twin.model.state_dict().values()):
@@ -188,3 +190,13 @@ def test_claims_measure_every_arm_and_judge_them(monkeypatch: pytest.MonkeyPatch
     assert verdicts["froc_gain"]["reproduced"] and verdicts["auc_kept"]["reproduced"]
     at_chance = [{**s, "auc_nu0": 0.55} for s in seeds]
     assert not judge(claims.CLAIMS.claims[0], at_chance)["reproduced"]  # a baseline at chance voids it
+
+
+def test_validation_curves_follow_the_checkpoints(smoke) -> None:
+    """Fig. 5: one curve per validation score, one point per checkpoint."""
+    training = smoke[2]
+    curves = training.validation_curves()
+    assert "image_auc" in curves and "froc_mean" in curves
+    iterations = [c.iteration for c in training.checkpoints]
+    for name, (x, y) in curves.items():
+        assert x == iterations and y == [c.metrics[name] for c in training.checkpoints]

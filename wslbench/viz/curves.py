@@ -21,6 +21,7 @@ CURVE_AXES: dict[str, tuple[str, str]] = {
     "roc": ("false-positive rate (1 - specificity)", "true-positive rate (sensitivity)"),
     "froc": ("false positives per image", "lesion sensitivity"),
     "pr": ("recall", "precision"),
+    "training": ("training iteration", "validation score"),
 }
 
 
@@ -44,7 +45,8 @@ class Curve:
 
 
 def curves_figure(curves: Sequence[Curve], kind: str, *, title: str = "") -> go.Figure:
-    """A plotly figure with one line per curve, axes titled for ``kind`` (roc/froc/pr)."""
+    """A plotly figure with one line per curve, axes titled for ``kind`` (roc/froc/pr, or
+    ``training``: validation scores along the iterations, Quellec 2017 Fig. 5)."""
     if kind not in CURVE_AXES:
         raise InvalidInputError(
             f"unknown curve kind {kind!r}; expected one of: {', '.join(CURVE_AXES)}"
@@ -52,7 +54,8 @@ def curves_figure(curves: Sequence[Curve], kind: str, *, title: str = "") -> go.
     xlabel, ylabel = CURVE_AXES[kind]
     fig = go.Figure()
     for c in curves:
-        fig.add_trace(go.Scatter(x=list(c.x), y=list(c.y), mode="lines", name=c.label))
+        fig.add_trace(go.Scatter(x=list(c.x), y=list(c.y), mode="lines+markers" if kind == "training"
+                                 else "lines", name=c.label))
     if kind == "roc":
         fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
                                  line={"dash": "dot", "color": "gray"}))
@@ -60,5 +63,6 @@ def curves_figure(curves: Sequence[Curve], kind: str, *, title: str = "") -> go.
                       width=520, height=420, margin={"l": 60, "r": 20, "t": 50, "b": 50})
     if kind in ("roc", "pr"):
         fig.update_xaxes(range=[0, 1])
+    if kind in ("roc", "pr", "training"):
         fig.update_yaxes(range=[0, 1.02])
     return fig

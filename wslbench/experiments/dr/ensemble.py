@@ -112,9 +112,14 @@ def fit_dr_ensemble(
 ) -> DREnsemble:
     """Export the 5.6 checkpoints of ``training`` and fit the random forest on ``train``.
 
+    The paper fits the forest on Kaggle-train, the CNN's own training set; on a small
+    data set the CNN's predictions there are overconfident, so notebook 01 passes the
+    validation split (held out from the CNN, which only chose checkpoints on it).
+
     Args:
         training: a :func:`~wslbench.experiments.dr.train_dr` result.
-        train: the split the forest is trained on (eye pairs).
+        train: the split the forest is trained on (eye pairs): predictions the CNN did
+            not train on.
         n_trees, max_depth: forest size; default the training config's ``rf_trees``/``rf_depth``.
     """
     config = training.config

@@ -59,6 +59,14 @@ class DRTraining:
     seconds: float = 0.0
     interrupted: bool = False
 
+    def validation_curves(self) -> dict[str, tuple[list[int], list[float]]]:
+        """Validation metric → (iterations, values) along training: image AUC and the FROC
+        area of every lesion type and their mean (Quellec 2017, Fig. 5)."""
+        names = [k for k in (self.checkpoints[0].metrics if self.checkpoints else {})
+                 if k == "image_auc" or k.startswith("froc_")]
+        return {k: ([c.iteration for c in self.checkpoints], [c.metrics[k] for c in self.checkpoints])
+                for k in names}
+
     def model_at(self, iteration: int) -> DRNet:
         """A copy of the network with the checkpoint of ``iteration`` loaded."""
         for ckpt in self.checkpoints:
