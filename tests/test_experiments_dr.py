@@ -200,3 +200,18 @@ def test_validation_curves_follow_the_checkpoints(smoke) -> None:
     iterations = [c.iteration for c in training.checkpoints]
     for name, (x, y) in curves.items():
         assert x == iterations and y == [c.metrics[name] for c in training.checkpoints]
+
+
+def test_nu_table_retains_the_nu_of_best_validation_froc(smoke) -> None:
+    """Table 2, note 1: ν is chosen on validation data, never on the test split."""
+    config, data, _ = smoke
+    rows = dr.nu_table(config, data, (0.0, 1e-3))
+    assert [r["nu"] for r in rows] == [0.0, 1e-3]
+    assert sum(r["selected"] for r in rows) == 1
+    best = max(rows, key=lambda r: r["val_froc_mean"])
+    assert best["selected"]
+    for r in rows:
+        run = dr.train_dr_cached(replace(config, nu=r["nu"]), data)
+        kept = next(c for c in run.checkpoints if c.iteration == run.selected)
+        assert r["val_froc_mean"] == kept.metrics["froc_mean"]
+        assert 0.0 <= r["image_auc"] <= 1.0 and r["pi_l1"] > 0

@@ -196,8 +196,11 @@ def nu_table(
 ) -> list[dict[str, float]]:
     """Table 2 of Quellec 2017: image AUC and mean lesion FROC area on the test split per ν.
 
-    Returns one row per ν: ``{"nu", "image_auc", "froc_mean", "pi_l1"}``
-    where ``pi_l1`` is the mean L1 norm of the test heatmaps (the quantity eq. 6 shrinks).
+    Returns one row per ν: ``{"nu", "image_auc", "froc_mean", "pi_l1", "val_<select>",
+    "selected"}`` where ``pi_l1`` is the mean L1 norm of the test heatmaps (the quantity
+    eq. 6 shrinks), ``val_<select>`` the validation score (``config.select``) of the ν's
+    kept checkpoint, and ``selected`` marks the ν the paper would retain: the best on
+    validation, never on the test split (Table 2, note 1).
     """
     rows = []
     total = len(nus) * config.iterations
@@ -211,7 +214,12 @@ def nu_table(
         maps = dr_heatmaps(run.model, test.images, config.criterion, q=config.q,
                            reference=input_reference(config))
         ev = evaluate_dr(run.model, test, config, heatmaps=maps)
+        kept = next(c for c in run.checkpoints if c.iteration == run.selected)
         rows.append({"nu": float(nu), "image_auc": ev.image_auc,
                      "froc_mean": ev.froc_areas["mean"],
-                     "pi_l1": float(maps.flatten(1).sum(1).mean())})
+                     "pi_l1": float(maps.flatten(1).sum(1).mean()),
+                     f"val_{config.select}": float(kept.metrics[config.select])})
+    best = max(range(len(rows)), key=lambda i: rows[i][f"val_{config.select}"]) if rows else None
+    for i, row in enumerate(rows):
+        row["selected"] = i == best
     return rows
