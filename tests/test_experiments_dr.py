@@ -31,6 +31,7 @@ def test_presets_are_data_and_paper_matches_the_paper():
     assert (paper.lr, paper.weight_decay, paper.iterations, paper.nu) == (1e-4, 5e-4, 350_000, 1e-3)
     assert (paper.rf_trees, paper.rf_depth, paper.max_fp) == (500, 25, 10.0)
     assert (paper.select, paper.plateau_patience) == ("froc_mean", 3)  # 5.3 selection, 5.1.3 lr/10
+    assert dr.dr_config("demo").select == "image_auc"  # the documented alternative (config.py)
     with pytest.raises(ConfigError, match="unknown parameter"):
         dr.dr_config("smoke", nuu=1.0)
     with pytest.raises(ConfigError, match="expected a number"):
