@@ -88,7 +88,8 @@ def test_tables_reconstructions_and_errors(smoke):
 @pytest.mark.parametrize(("preset", "architecture", "expected"), [
     ("paper", "aecl1", ("adam", 5e-6, 6, 400.0, 0.0)),  # CL1 in 5.2 and Table 2
     ("paper", "aeres18", ("sgd", 0.004, 48, 3.0, 1e-5)),  # Res18 in 5.2 and Table 2
-    ("demo", "aecl1", ("adam", 1e-3, 16, 400.0, 0.0)),
+    ("demo", "aecl1", ("adam", 3e-3, 16, 400.0, 0.0)),
+    ("demo", "aeres18", ("sgd", 0.01, 8, 3.0, 1e-5)),
 ])
 def test_presets_follow_the_architecture(preset, architecture, expected):
     config = ssl.ssl_config(preset, architecture=architecture)
