@@ -100,7 +100,7 @@ def test_presets_follow_the_architecture(preset, architecture, expected):
 
 
 def test_labelled_hospitals_unlabel_rest_and_retrain(smoke):
-    config, _ = smoke
+    config = replace(smoke[0], label_fraction=0.25)
     data = ssl.make_ssl_data(replace(config, labelled_hospitals=1))
     assert set(data.hospital[data.labelled].tolist()) == {0}
     assert {1, 2} <= set(data.hospital[data.unlabelled].tolist())
@@ -183,3 +183,25 @@ def test_claims_pair_the_arms_of_a_seed(monkeypatch):
     verdicts = {c.id: judge(c, per_seed)["reproduced"] for c in claims.CLAIMS.claims}
     assert verdicts["baseline_learns"] and verdicts["ae_then_cl_helps"]
     assert verdicts["gain_grows_with_fewer_labels"] and not verdicts["combined_below_cl_aecl1"]
+
+
+def test_pretrained_weights_load_into_the_aeres18_encoder(tmp_path):
+    from wslbench.checkpoint import save_checkpoint
+    from wslbench.errors import DataFormatError
+    from wslbench.models.ssl import create_ssl_model
+
+    config = ssl.ssl_config("smoke", architecture="aeres18")
+    donor = create_ssl_model("aeres18", base_width=config.base_width).encoder
+    torch.nn.init.constant_(donor.stem[0].weight, 0.25)
+    path = save_checkpoint(donor.state_dict(), tmp_path / "encoder.pt")
+    model = ssl.build_ssl_model(replace(config, pretrained_weights=str(path)))
+    assert model.imagenet_normalize
+    assert all(torch.equal(a, b) for a, b in zip(model.encoder.state_dict().values(),
+                                                 donor.state_dict().values(), strict=True))
+    assert not ssl.build_ssl_model(config).imagenet_normalize
+    wrong = save_checkpoint(create_ssl_model("aeres18", base_width=8).encoder.state_dict(),
+                            tmp_path / "wide.pt")
+    with pytest.raises(DataFormatError, match="does not hold weights"):
+        ssl.build_ssl_model(replace(config, pretrained_weights=str(wrong)))
+    with pytest.raises(ConfigError, match="aeres18"):
+        ssl.ssl_config("smoke", architecture="aecl1", pretrained_weights=str(path))

@@ -25,6 +25,11 @@ class SSLConfig:
         regime: ``"cl"``, ``"ae_then_cl"`` or ``"combined"`` (4.3).
         image_size: side of the images (512 in 4.5).
         base_width: width multiplier of the encoder (64 = ResNet-18 for AERes18).
+        pretrained_weights: AERes18 only: a local file holding a state dict of the encoder
+            (this package's ResNet-18 at ``base_width``, e.g. ImageNet weights converted to
+            its layout; nothing is downloaded). The encoder then normalises its input with
+            the ImageNet statistics (5.3, Fig. 5: every Res18 number rests on ImageNet
+            weights).
         num_pools: AECL1 pooling layers (8 in the paper; fewer for small inputs).
         n_images: labelled-data-set cases (Messidor: 1200), split 60/20/20.
         n_unlabelled: extra unlabelled cases (the Messidor Extension).
@@ -69,6 +74,7 @@ class SSLConfig:
     image_size: int = 64
     base_width: int = 8
     num_pools: int = 4
+    pretrained_weights: str | None = None
     n_images: int = 240
     n_unlabelled: int = 240
     label_fraction: float = 0.25
@@ -98,8 +104,9 @@ class SSLConfig:
 
 SSL_PRESETS = PresetTable(
     SSLConfig,
-    smoke=SSLConfig(image_size=64, base_width=4, n_images=60, n_unlabelled=20, epochs=6,
-                    ae_epochs=1, batch_size=8, schedule="cosine", fractions=(0.5,)),
+    smoke=SSLConfig(image_size=64, base_width=4, n_images=100, n_unlabelled=20,
+                    label_fraction=0.5, epochs=10, ae_epochs=1, batch_size=8, lr=0.01,
+                    schedule="cosine", fractions=(0.5,)),
     demo=SSLConfig(n_images=1000, n_unlabelled=200, labelled_hospitals=1, unlabel_rest=False,
                    epochs=30, ae_epochs=5, batch_size=8, lr=0.01, schedule="cosine",
                    fractions=(0.1, 0.25)),
@@ -139,6 +146,9 @@ def ssl_config(preset: str = "demo", /, **overrides: object) -> SSLConfig:
                                                          if v is not None}})
     if not 0.0 < config.label_fraction <= 1.0:
         raise ConfigError(f"label_fraction must be in (0, 1], got {config.label_fraction}")
+    if config.pretrained_weights is not None and config.architecture != "aeres18":
+        raise ConfigError("pretrained_weights loads a ResNet-18 encoder: it needs "
+                          f"architecture='aeres18', got {config.architecture!r}")
     if config.eval_every < 1:
         raise ConfigError(f"eval_every must be >= 1 epoch, got {config.eval_every}")
     if config.labelled_hospitals is not None \

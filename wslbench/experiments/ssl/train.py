@@ -29,11 +29,20 @@ __all__ = ["SSLTraining", "build_ssl_model", "train_ssl", "train_ssl_cached", "c
 
 
 def build_ssl_model(config: SSLConfig) -> SSLAutoencoderClassifier:
-    """AECL1 or AERes18 of ``config`` (4.2)."""
+    """AECL1 or AERes18 of ``config`` (4.2); AERes18's encoder loads ``pretrained_weights``.
+
+    Raises:
+        DataFormatError: the weights file does not hold this encoder's state dict.
+    """
     kwargs: dict[str, object] = {"base_width": config.base_width}
     if config.architecture == "aecl1":
         kwargs["num_pools"] = config.num_pools
-    return create_ssl_model(config.architecture, **kwargs)
+    elif config.pretrained_weights is not None:
+        kwargs["imagenet_normalize"] = True
+    model = create_ssl_model(config.architecture, **kwargs)
+    if config.pretrained_weights is not None:
+        model.encoder.load_user_weights(config.pretrained_weights)
+    return model
 
 
 def _optimiser(config: SSLConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
