@@ -205,3 +205,20 @@ def test_pretrained_weights_load_into_the_aeres18_encoder(tmp_path):
         ssl.build_ssl_model(replace(config, pretrained_weights=str(wrong)))
     with pytest.raises(ConfigError, match="aeres18"):
         ssl.ssl_config("smoke", architecture="aecl1", pretrained_weights=str(path))
+
+
+def test_recorded_claims_table(tmp_path):
+    import json
+
+    from wslbench.claims import judge
+    from wslbench.experiments.ssl import claims
+
+    assert claims.recorded_claims(tmp_path / "none.json") == []
+    per_seed = [{"cl_worst": 0.7 + 0.01 * s, "chance": 0.5} for s in range(3)]
+    entry = judge(claims.CLAIMS.claims[0], per_seed)
+    path = tmp_path / "03.json"
+    path.write_text(json.dumps({"claims": [entry], "seeds": [0, 1, 2], "preset": "demo"}))
+    (row,) = claims.recorded_claims(path)
+    assert (row["claim"], row["reproduced"], row["seeds"], row["preset"]) == (
+        "baseline_learns", True, 3, "demo")
+    assert row["treatment"] == pytest.approx(0.71)
