@@ -207,3 +207,18 @@ def test_ssl_augmentation_ranges_and_batch_application() -> None:
         augment_batch(images, params[:2])
     with pytest.raises(InvalidInputError, match="B, C, H, W"):
         augment_batch(images[0], params[:1])
+
+
+def test_global_colour_does_not_solve_the_task() -> None:
+    """DESIGN §9 probe: a logistic regression on the three global channel means is at chance
+    (5-fold balanced accuracy 0.50 on 200 cases at 64 px when measured), so a classifier
+    must find the lesions. (Per-channel 16-bin histograms reach about 0.73: they count the
+    lesions' dark-red and yellow pixels, the label's own carrier.)"""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+
+    data = make_ssl_fundus_dataset(200, size=64, seed=0)
+    means = data.images.mean(dim=(2, 3)).numpy()
+    score = cross_val_score(LogisticRegression(max_iter=1000), means, data.labels.numpy(), cv=5,
+                            scoring="balanced_accuracy").mean()
+    assert score < 0.6

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.experiments import ssl
@@ -82,3 +83,142 @@ def test_tables_reconstructions_and_errors(smoke):
     assert recon.shape == (2, 3, 64, 64) and 0 <= float(recon.min()) and float(recon.max()) <= 1
     with pytest.raises(InvalidInputError, match="labelled cases"):
         ssl.evaluate_ssl(run.model, data, data.unlabelled[-2:])
+
+
+@pytest.mark.parametrize(("preset", "architecture", "expected"), [
+    ("paper", "aecl1", ("adam", 5e-6, 6, 400.0, 0.0)),  # CL1 in 5.2 and Table 2
+    ("paper", "aeres18", ("sgd", 0.004, 48, 3.0, 1e-5)),  # Res18 in 5.2 and Table 2
+    ("demo", "aecl1", ("adam", 3e-3, 16, 400.0, 0.0)),
+    ("demo", "aeres18", ("sgd", 0.01, 8, 3.0, 1e-5)),
+])
+def test_presets_follow_the_architecture(preset, architecture, expected):
+    config = ssl.ssl_config(preset, architecture=architecture)
+    assert (config.optimizer, config.lr, config.batch_size, config.lam, config.weight_decay) == expected
+    assert ssl.ssl_config(preset, architecture=architecture, lr=0.01).lr == 0.01  # overrides win
+    assert ssl.ssl_config("paper").n_unlabelled == 690  # the Messidor Extension (4.1)
+    assert round(0.2 * ssl.ssl_config("demo").n_images) >= 200  # test set of the demo (20 %)
+
+
+def test_labelled_hospitals_unlabel_rest_and_retrain(smoke):
+    config = replace(smoke[0], label_fraction=0.25)
+    data = ssl.make_ssl_data(replace(config, labelled_hospitals=1))
+    assert set(data.hospital[data.labelled].tolist()) == {0}
+    assert {1, 2} <= set(data.hospital[data.unlabelled].tolist())
+    full = ssl.make_ssl_data(config)
+    assert len(data.labelled) == len(full.labelled)  # the pool size is kept
+    only_extra = ssl.make_ssl_data(replace(config, unlabel_rest=False))
+    assert (only_extra.labels[only_extra.unlabelled] == -1).all()
+    assert len(only_extra.unlabelled) == config.n_unlabelled
+    retrained = ssl.make_ssl_data(replace(config, retrain=True))
+    assert len(retrained.val) == 0 and np.array_equal(retrained.test, full.test)
+    assert len(retrained.labelled) > len(full.labelled)  # the pool is a share of train + val
+    with pytest.raises(ConfigError, match="labelled hospital"):
+        ssl.make_ssl_data(replace(config, labelled_hospitals=1, label_fraction=0.9))
+    with pytest.raises(ConfigError, match="labelled_hospitals"):
+        ssl.ssl_config("smoke", labelled_hospitals=4)
+
+
+def test_balanced_accuracy_of_a_constant_classifier(smoke):
+    _, data = smoke
+
+    class Constant(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bias = torch.nn.Parameter(torch.ones(()))
+
+        def classify(self, x: torch.Tensor) -> torch.Tensor:
+            return self.bias.expand(x.shape[0])
+
+    out = ssl.evaluate_ssl(Constant(), data, data.test)
+    assert out["balanced_accuracy"] == 0.5
+    assert out["accuracy"] == pytest.approx(float(data.labels[data.test].float().mean()))
+
+
+def test_evaluation_every_few_epochs_keeps_the_last(smoke):
+    config, data = smoke
+    run = ssl.train_ssl(replace(config, regime="cl", epochs=5, eval_every=2), data)
+    evaluated = [h["epoch"] for h in run.history if "test_balanced_accuracy" in h]
+    assert evaluated == [2, 4, 5]
+    assert run.final_test_balanced_accuracy == run.history[-1]["test_balanced_accuracy"]
+    with pytest.raises(ConfigError, match="eval_every"):
+        ssl.ssl_config("smoke", eval_every=0)
+
+
+def test_cosine_schedule_ends_near_zero(smoke, monkeypatch):
+    config, data = smoke
+    rates: list[float] = []
+    original = torch.optim.SGD.step
+
+    def spy(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", spy)
+    ssl.train_ssl(replace(config, regime="cl", schedule="cosine", epochs=3), data)
+    assert rates[0] == config.lr and rates[-1] < 0.1 * config.lr
+    rates.clear()
+    ssl.train_ssl(replace(config, regime="cl", schedule="constant", epochs=3), data)
+    assert set(rates) == {config.lr}
+
+
+def test_claims_pair_the_arms_of_a_seed(monkeypatch):
+    from wslbench.claims import judge
+    from wslbench.experiments.ssl import claims
+
+    seen: dict[int, set[int]] = {}
+
+    class Run:
+        def __init__(self, config, data):
+            seen.setdefault(id(data), set()).add(config.label_fraction)
+            gain = {"cl": 0.0, "ae_then_cl": 0.05 if config.label_fraction < 0.2 else 0.02,
+                    "combined": 0.01}[config.regime]
+            self.final_test_balanced_accuracy = 0.7 + gain + 0.001 * config.seed
+
+    made: list[object] = []  # kept alive, so their ids stay distinct
+    monkeypatch.setattr(claims, "make_ssl_data", lambda config: made.append(object()) or made[-1])
+    monkeypatch.setattr(claims, "train_ssl_cached", Run)
+    per_seed = [claims.measure("smoke", seed) for seed in range(3)]
+    assert len(seen) == 2 * 3 and all(len(f) == 1 for f in seen.values())  # one data set per fraction
+    assert per_seed[0]["cl_worst"] == pytest.approx(0.7)
+    verdicts = {c.id: judge(c, per_seed)["reproduced"] for c in claims.CLAIMS.claims}
+    assert verdicts["baseline_learns"] and verdicts["ae_then_cl_helps"]
+    assert verdicts["gain_grows_with_fewer_labels"] and not verdicts["combined_below_cl_aecl1"]
+
+
+def test_pretrained_weights_load_into_the_aeres18_encoder(tmp_path):
+    from wslbench.checkpoint import save_checkpoint
+    from wslbench.errors import DataFormatError
+    from wslbench.models.ssl import create_ssl_model
+
+    config = ssl.ssl_config("smoke", architecture="aeres18")
+    donor = create_ssl_model("aeres18", base_width=config.base_width).encoder
+    torch.nn.init.constant_(donor.stem[0].weight, 0.25)
+    path = save_checkpoint(donor.state_dict(), tmp_path / "encoder.pt")
+    model = ssl.build_ssl_model(replace(config, pretrained_weights=str(path)))
+    assert model.imagenet_normalize
+    assert all(torch.equal(a, b) for a, b in zip(model.encoder.state_dict().values(),
+                                                 donor.state_dict().values(), strict=True))
+    assert not ssl.build_ssl_model(config).imagenet_normalize
+    wrong = save_checkpoint(create_ssl_model("aeres18", base_width=8).encoder.state_dict(),
+                            tmp_path / "wide.pt")
+    with pytest.raises(DataFormatError, match="does not hold weights"):
+        ssl.build_ssl_model(replace(config, pretrained_weights=str(wrong)))
+    with pytest.raises(ConfigError, match="aeres18"):
+        ssl.ssl_config("smoke", architecture="aecl1", pretrained_weights=str(path))
+
+
+def test_recorded_claims_table(tmp_path):
+    import json
+
+    from wslbench.claims import judge
+    from wslbench.experiments.ssl import claims
+
+    assert claims.recorded_claims(tmp_path / "none.json") == []
+    per_seed = [{"cl_worst": 0.7 + 0.01 * s, "chance": 0.5} for s in range(3)]
+    entry = judge(claims.CLAIMS.claims[0], per_seed)
+    path = tmp_path / "03.json"
+    path.write_text(json.dumps({"claims": [entry], "seeds": [0, 1, 2], "preset": "demo"}))
+    (row,) = claims.recorded_claims(path)
+    assert (row["claim"], row["reproduced"], row["seeds"], row["preset"]) == (
+        "baseline_learns", True, 3, "demo")
+    assert row["treatment"] == pytest.approx(0.71)

@@ -202,3 +202,20 @@ def test_tiny_combined_training_lowers_reconstruction_loss() -> None:
     end = l_ae()
     assert end < 0.5 * start
     assert end < 0.9 * both.square().mean().item()  # better than predicting zeros
+
+
+def test_aeres18_imagenet_normalisation_is_inside_the_encoder():
+    from wslbench.models.ssl import IMAGENET_MEAN, IMAGENET_STD, AERes18
+
+    torch.manual_seed(0)
+    model = AERes18(base_width=4, imagenet_normalize=True).eval()
+    plain = AERes18(base_width=4).eval()
+    plain.load_state_dict(model.state_dict())  # the statistics are not weights
+    x = torch.rand(2, 3, 64, 64)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    assert torch.allclose(model.encode(x), plain.encode((x - mean) / std), atol=1e-6)
+    assert not torch.allclose(model.encode(x), plain.encode(x), atol=1e-3)
+    assert model.reconstruct(x).shape == x.shape
+    with pytest.raises(ConfigError, match="RGB"):
+        AERes18(in_channels=1, imagenet_normalize=True)

@@ -78,6 +78,8 @@ from wslbench.validation import check_int
 
 __all__ = [
     "SSL_MODELS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "AECL1_UPSAMPLING",
     "SSLAutoencoderClassifier",
     "SSLClassifierHead",
@@ -88,6 +90,10 @@ __all__ = [
 ]
 
 SSL_MODELS: Registry[SSLAutoencoderClassifier] = Registry("SSL model")
+
+#: ImageNet channel statistics (RGB in [0, 1]) that ImageNet-trained ResNet weights expect.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 AECL1_UPSAMPLING = ("unpool", "stride")
 """Decoder upsampling of AECL1: max-unpooling with the encoder's indices, or stride 2."""
@@ -370,10 +376,20 @@ class AERes18(SSLAutoencoderClassifier):
     Args:
         in_channels: image channels.
         base_width: width of the first ResNet stage (64 is the published ResNet-18).
+        imagenet_normalize: the encoder sees ``(x − mean) / std`` with the ImageNet
+            statistics (:data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`), what ImageNet
+            weights expect (every Res18 number of the paper rests on them, 5.3, Fig. 5);
+            inputs and reconstructions stay in [0, 1] image units. RGB only.
     """
 
-    def __init__(self, in_channels: int = 3, base_width: int = 64) -> None:
+    def __init__(self, in_channels: int = 3, base_width: int = 64,
+                 imagenet_normalize: bool = False) -> None:
         super().__init__(in_channels, base_width, 32)
+        if imagenet_normalize and in_channels != 3:
+            raise ConfigError(f"imagenet_normalize needs RGB images (in_channels=3), got {in_channels}")
+        self.imagenet_normalize = imagenet_normalize
+        self.register_buffer("_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.encoder = ResNet(
             depth=18, in_channels=in_channels, num_classes=None, base_width=base_width
         )
@@ -382,6 +398,8 @@ class AERes18(SSLAutoencoderClassifier):
         self.classifier = SSLClassifierHead(self.num_features)
 
     def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+        if self.imagenet_normalize:
+            x = (x - self._mean) / self._std
         return self.encoder.forward_features(x), []
 
     def _decode(self, z: torch.Tensor, context: list[torch.Tensor | None]) -> torch.Tensor:

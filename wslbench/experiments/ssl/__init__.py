@@ -21,7 +21,9 @@ set after every epoch and the maximum is reported, as in Table 2."""
 
 from __future__ import annotations
 
+from wslbench.experiments.ssl.claims import CLAIMS, recorded_claims
 from wslbench.experiments.ssl.config import (
+    ARCHITECTURE_SETTINGS,
     REGIMES,
     SSL_PRESETS,
     SSLConfig,
@@ -44,4 +46,4 @@ from wslbench.experiments.ssl.train import (
     train_ssl_cached,
 )
 
-__all__ = ["SSLConfig", "SSL_PRESETS", "REGIMES", "SSLData", "SSLTraining", "ssl_config", "make_ssl_data", "build_ssl_model", "train_ssl", "train_ssl_cached", "evaluate_ssl", "compare_regimes", "label_fraction_sweep", "reconstructions"]
+__all__ = ["CLAIMS", "recorded_claims", "ARCHITECTURE_SETTINGS", "SSLConfig", "SSL_PRESETS", "REGIMES", "SSLData", "SSLTraining", "ssl_config", "make_ssl_data", "build_ssl_model", "train_ssl", "train_ssl_cached", "evaluate_ssl", "compare_regimes", "label_fraction_sweep", "reconstructions"]

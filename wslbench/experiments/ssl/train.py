@@ -23,16 +23,26 @@ from wslbench.progress import ProgressCallback, report, stop_if_interrupted
 from wslbench.seeding import seed_everything
 from wslbench.training.loop import StepOutput, fit
 from wslbench.training.mixed_sampler import draw_mixed_plan
+from wslbench.training.schedules import CosineSchedule, lambda_lr
 
 __all__ = ["SSLTraining", "build_ssl_model", "train_ssl", "train_ssl_cached", "compare_regimes", "label_fraction_sweep"]
 
 
 def build_ssl_model(config: SSLConfig) -> SSLAutoencoderClassifier:
-    """AECL1 or AERes18 of ``config`` (4.2)."""
+    """AECL1 or AERes18 of ``config`` (4.2); AERes18's encoder loads ``pretrained_weights``.
+
+    Raises:
+        DataFormatError: the weights file does not hold this encoder's state dict.
+    """
     kwargs: dict[str, object] = {"base_width": config.base_width}
     if config.architecture == "aecl1":
         kwargs["num_pools"] = config.num_pools
-    return create_ssl_model(config.architecture, **kwargs)
+    elif config.pretrained_weights is not None:
+        kwargs["imagenet_normalize"] = True
+    model = create_ssl_model(config.architecture, **kwargs)
+    if config.pretrained_weights is not None:
+        model.encoder.load_user_weights(config.pretrained_weights)
+    return model
 
 
 def _optimiser(config: SSLConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -51,7 +61,9 @@ class SSLTraining:
     Attributes:
         model: the trained model (eval mode).
         config: its configuration.
-        history: per epoch ``{"phase", "epoch", "loss", "val_accuracy", "test_accuracy"}``.
+        history: per epoch ``{"phase", "epoch", "loss"}`` and, after classifier epochs,
+            ``test_accuracy``, ``test_balanced_accuracy`` and (unless retraining on
+            train + validation) ``val_accuracy``, ``val_balanced_accuracy``.
         steps: per step ``{"step", "phase", "kind", "L_ae", "L_cl", "lambda"}`` (Fig. 3).
         seconds: wall time.
         interrupted: cancelled through ``progress`` (shown, never cached).
@@ -67,8 +79,21 @@ class SSLTraining:
     @property
     def max_test_accuracy(self) -> float:
         """Maximum test accuracy over the classifier epochs (Table 2)."""
-        values = [h["test_accuracy"] for h in self.history if h["phase"] != "ae"]
+        values = [h["test_accuracy"] for h in self.history if "test_accuracy" in h]
         return float(max(values)) if values else float("nan")
+
+    @property
+    def max_val_accuracy(self) -> float:
+        """Maximum validation accuracy over the classifier epochs: the grid's criterion (5.1)."""
+        values = [h["val_accuracy"] for h in self.history if "val_accuracy" in h]
+        return float(max(values)) if values else float("nan")
+
+    @property
+    def final_test_balanced_accuracy(self) -> float:
+        """Test balanced accuracy after the last classifier epoch (no selection on test)."""
+        values = [h["test_balanced_accuracy"] for h in self.history
+                  if h["phase"] != "ae" and "test_balanced_accuracy" in h]
+        return float(values[-1]) if values else float("nan")
 
 
 def _batch(data: SSLData, idx: Sequence[int], config: SSLConfig,
@@ -153,17 +178,31 @@ def train_ssl(
                                  **{k: float(v) for k, v in parts.items()}})
             return StepOutput(loss)
 
-        def validate() -> dict[str, float]:
-            return {"val_accuracy": evaluate_ssl(model, data, data.val)["accuracy"],
-                    "test_accuracy": evaluate_ssl(model, data, data.test)["accuracy"]}
+        def validate(epochs: int = epochs) -> dict[str, float]:
+            nonlocal evaluated
+            evaluated += 1
+            if evaluated % config.eval_every and evaluated != epochs:
+                return {}
+            test = evaluate_ssl(model, data, data.test)
+            out = {"test_accuracy": test["accuracy"],
+                   "test_balanced_accuracy": test["balanced_accuracy"]}
+            if len(data.val):  # empty when retraining on train + validation (4.6)
+                val = evaluate_ssl(model, data, data.val)
+                out |= {"val_accuracy": val["accuracy"],
+                        "val_balanced_accuracy": val["balanced_accuracy"]}
+            return out
 
+        evaluated = 0
         # a fresh optimiser per phase ("then"); both phases report on one progress bar
-        fitted = fit(model, step, batches, epochs=epochs, optimiser=_optimiser(config, model),
+        optimiser = _optimiser(config, model)
+        schedule = (lambda_lr(optimiser, CosineSchedule(config.lr, per_epoch[phase] * epochs))
+                    if config.schedule == "cosine" else None)
+        fitted = fit(model, step, batches, epochs=epochs, optimiser=optimiser, schedule=schedule,
                      validate=None if phase == "ae" else validate, progress=progress,
                      step_offset=done, total_steps=total)
         done += fitted.n_steps
         result.history += [{"phase": phase, "epoch": r["epoch"], "loss": r["train_loss"],
-                            **{k: r[k] for k in ("val_accuracy", "test_accuracy") if k in r}}
+                            **{k: r[k] for k in _EPOCH_METRICS if k in r}}
                            for r in fitted.history]
         result.seconds += fitted.seconds
         if fitted.interrupted:
@@ -172,6 +211,9 @@ def train_ssl(
     model.eval()
     return result
 
+
+_EPOCH_METRICS = ("val_accuracy", "val_balanced_accuracy", "test_accuracy",
+                  "test_balanced_accuracy")
 
 _TRAININGS = ExperimentCache("ssl trainings")
 
@@ -190,7 +232,8 @@ def compare_regimes(
     *,
     progress: ProgressCallback | None = None,
 ) -> list[dict[str, float | str]]:
-    """Table 2: maximum test accuracy of each regime for ``config.architecture``."""
+    """Table 2 for ``config.architecture``: each regime's maximum test accuracy (the paper's
+    number), final test balanced accuracy and maximum validation accuracy (5.1's criterion)."""
     rows = []
     for k, regime in enumerate(regimes):
         def step(i: int, n: int, logs: Mapping[str, float], k: int = k) -> None:
@@ -199,7 +242,9 @@ def compare_regimes(
         run = train_ssl_cached(replace(config, regime=regime), data, progress=step)
         stop_if_interrupted(run, f"training regime {regime}")
         rows.append({"architecture": config.architecture, "regime": regime,
-                     "max_test_accuracy": run.max_test_accuracy, "seconds": run.seconds})
+                     "max_test_accuracy": run.max_test_accuracy,
+                     "final_test_balanced_accuracy": run.final_test_balanced_accuracy,
+                     "max_val_accuracy": run.max_val_accuracy, "seconds": run.seconds})
     return rows
 
 
