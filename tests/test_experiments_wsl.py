@@ -58,12 +58,17 @@ def test_every_head_trains_and_evaluates(smoke, head):
 
 @pytest.mark.parametrize("size_loss", ["jia", "kl", "l2", "adaptive"])
 def test_size_supervised_models_have_a_background_channel(smoke, size_loss):
+    """The proposed losses add a background CAM (4.3); Jia et al. keep sigmoid class maps
+    and train without entropy (eq. 4.1-4.3, λ_e = 0)."""
     config, data = smoke
     run = wsl.train_wsl(replace(config, size_loss=size_loss, epochs=1, sigma_s=0.05), data)
-    assert run.model.head.num_classes == data.num_classes + 1
-    scores, fg, cams = wsl.predict_wsl(run.model, data.images[:3], data.labels[:3], run.config)
-    assert scores.shape == (3, data.num_classes) and fg.shape == (3, 64, 64)
-    assert ((cams >= 0) & (cams <= 1)).all(), "softmax probabilities of the true class"
+    jia = size_loss == "jia"
+    assert run.model.head.num_classes == data.num_classes + (not jia)
+    assert (run.size_loss.lambda_e == 0.0) == jia and run.size_loss.multi_label == jia
+    scores, seg, cams = wsl.predict_wsl(run.model, data.images[:3], data.labels[:3], run.config)
+    assert scores.shape == (3, data.num_classes) and seg.shape == (3, 64, 64)
+    assert seg.min() >= 0 and seg.max() <= data.num_classes
+    assert ((cams >= 0) & (cams <= 1)).all(), "softmax / sigmoid probabilities of the true class"
     if size_loss == "adaptive":
         assert any(p.requires_grad for p in run.size_loss.parameters())
 

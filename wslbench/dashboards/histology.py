@@ -76,7 +76,7 @@ def analyse_histology(
     x = wsl.real_image_tensor(image, config)
     model.eval()
     out = model.predict(x)
-    offset = int(config.size_loss != "none")
+    offset = int(config.background_channel)
     names = HISTOLOGY_TASKS[config.task]
     probs = out.scores[0, offset:].softmax(0)
     predicted = int(probs.argmax())

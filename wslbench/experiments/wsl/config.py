@@ -37,6 +37,8 @@ class WSLConfig:
         size_loss: ``"none"`` (image labels only) or a chapter 4 size loss.
         lambda_s, lambda_e: weights of the size and entropy terms (eq. 4.13; 10 and 0.1 in 4.4.5).
         sigma_s: standard deviation of the size noise, drawn once per sample (4.4.3).
+        jia_r: exponent r of Jia et al.'s generalised mean (eq. 4.1; the thesis gives no
+            value: 4 is our choice, between the mean r = 1 and the max r → ∞).
         augment: colour jitter 0.5/0.5/0.5/0.05, flips and 90° rotations (2.1.3.1).
         tta: test-time augmentation of the CAMs (flip × scales 0.5, 1, 1.5, 2).
         unet_depth, unet_width, unet_epochs, unet_lr: the fully supervised upper bound (2.1.3.2).
@@ -75,6 +77,7 @@ class WSLConfig:
     lambda_s: float = 10.0
     lambda_e: float = 0.1
     sigma_s: float = 0.0
+    jia_r: float = 4.0
     augment: bool = True
     tta: bool = False
     unet_depth: int = 3
@@ -84,6 +87,13 @@ class WSLConfig:
     data_dir: str | None = None
     seed: int = 0
     device: str | None = None
+
+    @property
+    def background_channel(self) -> bool:
+        """Whether the CAMs carry a background channel first: the proposed size losses
+        (4.3: softmax over background + classes); not Jia et al. (sigmoid class maps,
+        eq. 4.1-4.3) nor the image-label heads."""
+        return self.size_loss not in ("none", "jia")
 
 
 WSL_PRESETS = PresetTable(

@@ -46,8 +46,8 @@ def _head_kwargs(config: WSLConfig) -> dict[str, object]:
 
 
 def _cam_classes(config: WSLConfig, num_classes: int) -> int:
-    """CAM channels: the classes, plus the background for size supervision (4.3)."""
-    return num_classes + (config.size_loss != "none")
+    """CAM channels: the classes, plus the background for the proposed size losses (4.3)."""
+    return num_classes + config.background_channel
 
 
 def build_wsl_model(config: WSLConfig, num_classes: int) -> WSLModel:
@@ -96,7 +96,9 @@ def train_wsl(
     """Train one fold (Rony 2020, 2.1.3.1 / 4.4.2); the best validation-accuracy epoch is kept.
 
     With ``size_loss != "none"`` the loss is eq. 4.13 on the upsampled CAMs with the size
-    vectors of the (fixed, optionally noisy, 4.4.3) annotations; otherwise the
+    vectors of the (fixed, optionally noisy, 4.4.3) annotations (``"jia"``: eq. 4.1-4.3
+    on sigmoid class maps with λ_e = 0, validation accuracy from the generalised means
+    of eq. 4.1); otherwise the
     cross-entropy of the head's scores (:func:`wslbench.training.fit`). ``progress`` may
     raise :class:`~wslbench.progress.StopRequested`: the best epoch so far is kept and the
     result is marked ``interrupted``.
@@ -110,13 +112,17 @@ def train_wsl(
     model = build_wsl_model(config, data.num_classes).to(device)
     size_loss = None
     if config.size_loss != "none":
+        jia = not config.background_channel
+        # Jia et al. as published (eq. 4.1-4.3): sigmoid class maps, no entropy term.
         size_loss = SizeSupervisedLoss(size_loss=config.size_loss, lambda_s=config.lambda_s,
-                                       lambda_e=config.lambda_e,
-                                       multi_label=config.size_loss == "jia").to(device)
+                                       lambda_e=0.0 if jia else config.lambda_e,
+                                       multi_label=jia, r=config.jia_r).to(device)
         targets = _size_targets(data.sizes[train_idx], data.labels[train_idx], data.num_classes)
         if config.sigma_s > 0:
             targets, _ = perturb_sizes(targets, data.labels[train_idx] + 1, config.sigma_s,
                                        seed=config.seed + fold)
+        if jia:  # upper bounds of the classes only: no background map
+            targets = targets[:, 1:]
     params = list(model.parameters()) + (list(size_loss.parameters()) if size_loss else [])
     optimiser = sgd_nesterov(params, config.lr, momentum=config.momentum,
                              weight_decay=config.weight_decay)
@@ -140,10 +146,7 @@ def train_wsl(
         out = model.predict(x)
         if size_loss is None:
             return F.cross_entropy(out.scores, y)
-        labels = y + 1
-        if config.size_loss == "jia":
-            labels = F.one_hot(labels, data.num_classes + 1).float()
-            labels[:, 0] = 1.0
+        labels = y + 1 if config.background_channel else F.one_hot(y, data.num_classes).float()
         loss, _ = size_loss(out.maps, labels, targets[local].to(device), output_size=tuple(x.shape[2:]))
         return loss
 
@@ -246,7 +249,7 @@ def real_image_cams(run: WSLTraining, x: torch.Tensor) -> dict[str, torch.Tensor
     device = next(run.model.parameters()).device
     out = run.model.predict(x.to(device))
     maps = upsample_maps(out.maps, tuple(x.shape[2:]))[0].cpu()
-    offset = int(run.config.size_loss != "none")
+    offset = int(run.config.background_channel)
     names = HISTOLOGY_TASKS[run.config.task]
     predicted = names[int(out.scores[0, offset:].argmax())]
     return {f"{name}{' (predicted)' if name == predicted else ''}": maps[c + offset]
