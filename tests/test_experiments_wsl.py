@@ -135,3 +135,41 @@ def test_real_glas_folder_trains_with_its_official_test_split(tmp_path):
     assert 0.0 <= wsl.evaluate_wsl(run.model, data, config)["dice"] <= 1.0
     with pytest.raises(ConfigError, match="task='glas'"):
         wsl.make_wsl_data(replace(config, task="bach"))
+
+
+def test_alpha_and_gamma_get_their_own_learning_rate(smoke):
+    config, data = smoke
+    config = replace(config, size_loss="adaptive", size_lr_factor=10.0)
+    model = wsl.build_wsl_model(config, data.num_classes)
+    loss = wsl.train.SizeSupervisedLoss(size_loss="adaptive")
+    groups = wsl.train._optimiser(config, model, loss).param_groups
+    assert [g["lr"] for g in groups] == [config.lr, 10 * config.lr]
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in loss.parameters()}
+    assert len(wsl.train._optimiser(config, model, None).param_groups) == 1
+    with pytest.raises(ConfigError, match="size_lr_factor"):
+        wsl.wsl_config("smoke", size_lr_factor=0.0)
+
+
+@pytest.mark.parametrize("select", ["last", "size_error", "accuracy"])
+def test_model_selection_criteria(smoke, select):
+    """``last`` keeps the last epoch; ``size_error`` the smallest validation |ν_y − a_y|,
+    ``accuracy`` the best validation accuracy (latest on ties); image-label models have
+    no sizes and select on accuracy."""
+    config, data = smoke
+
+    def chosen(history, key, best):
+        return max(i + 1 for i, r in enumerate(history) if r[key] == best)
+
+    run = wsl.train_wsl(replace(config, size_loss="l2", epochs=4, select=select), data)
+    errors = [r["val_size_error"] for r in run.history]
+    accuracies = [r["val_accuracy"] for r in run.history]
+    if select == "last":
+        assert run.best_epoch == 4
+    elif select == "size_error":
+        assert run.best_epoch == chosen(run.history, "val_size_error", min(errors))
+    else:
+        assert run.best_epoch == chosen(run.history, "val_accuracy", max(accuracies))
+    cam = wsl.train_wsl(replace(config, epochs=3, select=select), data)
+    if select != "last":
+        best = max(r["val_accuracy"] for r in cam.history)
+        assert cam.best_epoch == chosen(cam.history, "val_accuracy", best)

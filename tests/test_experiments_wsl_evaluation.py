@@ -64,6 +64,8 @@ def test_image_label_segmentation_is_the_cam_of_the_predicted_class():
     assert metrics["accuracy"] == 0.5
     assert metrics["dice"] == pytest.approx(2 * 8 / (2 * 8 + 8 + 8))
     assert metrics["dice_image"] == pytest.approx(0.5)
+    # eq. 4.6 size of the label's region: 0.5 = 0.5 for image 0; 0 vs 0.5 for image 1
+    assert metrics["size_error"] == pytest.approx(0.25)
 
 
 def test_size_supervised_segmentation_is_the_arg_max_with_background():

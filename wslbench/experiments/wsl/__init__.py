@@ -22,6 +22,10 @@ excluded); AP is the mean over classes of the one-vs-rest average precision."""
 
 from __future__ import annotations
 
+from wslbench.experiments.wsl.claims import (
+    CLAIMS,
+    recorded_claims,
+)
 from wslbench.experiments.wsl.config import (
     SIZE_LOSSES,
     WSL_PRESETS,
@@ -54,4 +58,4 @@ from wslbench.experiments.wsl.train import (
     train_wsl_cached,
 )
 
-__all__ = ["WSLConfig", "WSL_PRESETS", "SIZE_LOSSES", "WSLData", "WSLTraining", "wsl_config", "make_wsl_data", "build_wsl_model", "train_wsl", "train_wsl_cached", "predict_wsl", "evaluate_wsl", "cross_validate", "compare_methods", "train_unet", "sweep_parameter", "real_image_tensor", "real_image_cams", "TABLE_4_1", "cam_gallery", "save_models"]
+__all__ = ["CLAIMS", "recorded_claims", "WSLConfig", "WSL_PRESETS", "SIZE_LOSSES", "WSLData", "WSLTraining", "wsl_config", "make_wsl_data", "build_wsl_model", "train_wsl", "train_wsl_cached", "predict_wsl", "evaluate_wsl", "cross_validate", "compare_methods", "train_unet", "sweep_parameter", "real_image_tensor", "real_image_cams", "TABLE_4_1", "cam_gallery", "save_models"]

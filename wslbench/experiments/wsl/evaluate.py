@@ -152,6 +152,8 @@ def evaluate_wsl(
     fixed test set).
 
     - ``accuracy``: arg max of the image scores (eq. 2.1);
+    - ``size_error``: mean ``|ν_y − a_y|`` of the predicted region of the label (eq. 4.6)
+      against the annotated size: a localisation measure that needs no pixel label;
     - ``ap``: binary tasks: the average precision of the positive class (class 1:
       malignant, tumour); more classes: the mean over classes (eq. 2.2);
     - ``dice``: eq. 4.14 over every pixel of the set, on one-hot masks of the
@@ -166,7 +168,9 @@ def evaluate_wsl(
         raise InvalidInputError("cannot evaluate on an empty set of images")
     labels = data.labels[idx]
     scores, seg, _ = predict_wsl(model, data.images[idx], labels, config)
-    out = {"accuracy": compute_accuracy(scores, labels)}
+    out = {"accuracy": compute_accuracy(scores, labels),
+           "size_error": float((seg == (labels + 1)[:, None, None]).float().mean((1, 2))
+                               .sub(data.sizes[idx]).abs().mean())}
     present = torch.unique(labels)
     if present.numel() == data.num_classes and data.num_classes > 1:
         probs = scores.softmax(1).numpy()

@@ -59,8 +59,8 @@ def build_wsl_model(config: WSLConfig, num_classes: int) -> WSLModel:
 
 @dataclass
 class WSLTraining:
-    """Result of :func:`train_wsl`: the model at its best validation accuracy and the log
-    (``interrupted``: cancelled through ``progress``; shown, never cached)."""
+    """Result of :func:`train_wsl`: the model at the epoch ``config.select`` chose and the
+    log (``interrupted``: cancelled through ``progress``; shown, never cached)."""
 
     model: WSLModel
     config: WSLConfig
@@ -78,6 +78,17 @@ def _schedule(config: WSLConfig, total_steps: int) -> StepSchedule | CosineSched
     return StepSchedule(config.lr, step_size=max(1, total_steps // 2), gamma=0.1)
 
 
+def _optimiser(config: WSLConfig, model: nn.Module, size_loss: nn.Module | None) -> torch.optim.SGD:
+    """SGD Nesterov over the network, and over the adaptive loss's α and γ (eq. 4.11) at
+    ``size_lr_factor`` × the network's lr (a second group; the schedule keeps the ratio)."""
+    groups: list[dict[str, object]] = [{"params": list(model.parameters())}]
+    extra = list(size_loss.parameters()) if size_loss is not None else []
+    if extra:
+        groups.append({"params": extra, "lr": config.lr * config.size_lr_factor})
+    return sgd_nesterov(groups, config.lr, momentum=config.momentum,
+                        weight_decay=config.weight_decay)
+
+
 def _size_targets(sizes: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """``(N, C + 1)`` size vectors: background first, the label's region, zeros elsewhere (4.4.3)."""
     out = torch.zeros(sizes.shape[0], num_classes + 1, dtype=torch.float32)
@@ -93,7 +104,7 @@ def train_wsl(
     fold: int = 0,
     progress: ProgressCallback | None = None,
 ) -> WSLTraining:
-    """Train one fold (Rony 2020, 2.1.3.1 / 4.4.2); the best validation-accuracy epoch is kept.
+    """Train one fold (Rony 2020, 2.1.3.1 / 4.4.2); the epoch of ``config.select`` is kept.
 
     With ``size_loss != "none"`` the loss is eq. 4.13 on the upsampled CAMs with the size
     vectors of the (fixed, optionally noisy, 4.4.3) annotations (``"jia"``: eq. 4.1-4.3
@@ -123,9 +134,7 @@ def train_wsl(
                                        seed=config.seed + fold)
         if jia:  # upper bounds of the classes only: no background map
             targets = targets[:, 1:]
-    params = list(model.parameters()) + (list(size_loss.parameters()) if size_loss else [])
-    optimiser = sgd_nesterov(params, config.lr, momentum=config.momentum,
-                             weight_decay=config.weight_decay)
+    optimiser = _optimiser(config, model, size_loss)
     steps_per_epoch = max(1, len(train_idx) // config.batch_size)
     scheduler = lambda_lr(optimiser, _schedule(config, config.epochs * steps_per_epoch))
     augment = RandomHistologyAugment()
@@ -151,14 +160,24 @@ def train_wsl(
         return loss
 
     val = torch.as_tensor(split.val)
+
+    def validate() -> dict[str, float]:
+        metrics = evaluate_wsl(model, data, config, val, dice=False)
+        return {"val_accuracy": metrics["accuracy"], "val_size_error": metrics["size_error"]}
+
+    criterion = config.select
+    if criterion == "size_error" and size_loss is None:
+        criterion = "accuracy"  # image labels only: no size to select on
+    select = {"accuracy": "val_accuracy", "size_error": "val_size_error", "last": None}
     fitted = fit(model, step, batches, epochs=config.epochs, optimiser=optimiser, schedule=scheduler,
-                 validate=lambda: {"val_accuracy": evaluate_wsl(model, data, config, val,
-                                                                dice=False)["accuracy"]},
-                 select="val_accuracy", ties="latest", progress=progress,
-                 steps_per_epoch=steps_per_epoch)
+                 validate=validate, select=select[criterion],
+                 mode="min" if criterion == "size_error" else "max", ties="latest",
+                 progress=progress, steps_per_epoch=steps_per_epoch)
     return WSLTraining(model=model, config=config, fold=fold, size_loss=size_loss,
                        history=[{"epoch": r["epoch"], "loss": r["train_loss"],
-                                "val_accuracy": r["val_accuracy"]} for r in fitted.history], best_epoch=fitted.best.epoch if fitted.best else 0,
+                                 "val_accuracy": r["val_accuracy"],
+                                 "val_size_error": r["val_size_error"]} for r in fitted.history],
+                       best_epoch=fitted.best.epoch if fitted.best else config.epochs,
                        seconds=fitted.seconds, interrupted=fitted.interrupted)
 
 
