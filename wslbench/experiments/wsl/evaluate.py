@@ -19,7 +19,7 @@ from wslbench.metrics.classification import (
 )
 from wslbench.metrics.segmentation import compute_dice
 from wslbench.nn.unet import UNet
-from wslbench.pooling import WSLModel, localisation_masks, tta_predict
+from wslbench.pooling import PoolingOutput, WSLModel, localisation_masks, tta_predict
 from wslbench.pooling.postprocess import binarize_maps, upsample_maps
 from wslbench.progress import ProgressCallback
 from wslbench.seeding import seed_everything
@@ -31,7 +31,7 @@ from wslbench.training.histology_augment import (
 from wslbench.training.loop import fit
 from wslbench.training.schedules import StepSchedule, lambda_lr, sgd_nesterov
 
-__all__ = ["POSITIVE_MAP", "predict_wsl", "evaluate_wsl", "train_unet", "real_image_tensor", "TABLE_4_1"]
+__all__ = ["POSITIVE_MAP", "image_scores", "predict_wsl", "evaluate_wsl", "train_unet", "real_image_tensor", "TABLE_4_1"]
 
 
 #: Tasks whose Dice is that of one positive map whatever the image's class (the
@@ -67,6 +67,14 @@ def _size_segmentation(maps: torch.Tensor, config: WSLConfig) -> torch.Tensor:
     return torch.where(best > 0.5, cls + 1, torch.zeros_like(cls))
 
 
+def image_scores(out: PoolingOutput, config: WSLConfig) -> torch.Tensor:
+    """Image-level class scores ``(B, C)`` of a model output: the head's scores without the
+    background channel (4.3); Jia et al.: the generalised means of eq. 4.1."""
+    if config.size_loss == "jia":
+        return generalized_mean(out.maps, config.jia_r)
+    return out.scores[:, int(config.background_channel):]
+
+
 @torch.no_grad()
 def predict_wsl(
     model: WSLModel, images: torch.Tensor, labels: torch.Tensor, config: WSLConfig,
@@ -97,18 +105,13 @@ def predict_wsl(
             out = tta_predict(model, x) if config.tta else model.predict(x)
             maps = upsample_maps(out.maps, tuple(x.shape[2:]))
             rows = torch.arange(x.shape[0], device=device)
+            s = image_scores(out, config)
             if config.size_loss == "none":
-                s = out.scores
                 chosen = s.argmax(1) if positive is None else torch.full_like(y, positive)
                 seg = _image_label_segmentation(model, x, maps, chosen, config)
                 cam = maps[rows, y]
             else:
-                if config.background_channel:
-                    s = out.scores[:, 1:]
-                    probs = maps.softmax(dim=1)
-                else:
-                    s = generalized_mean(out.maps, config.jia_r)
-                    probs = torch.sigmoid(maps)
+                probs = maps.softmax(dim=1) if config.background_channel else torch.sigmoid(maps)
                 seg = _size_segmentation(maps, config)
                 if positive is not None:
                     seg = torch.where(seg == positive + 1, seg, torch.zeros_like(seg))

@@ -16,7 +16,7 @@ from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.experiments.cache import ExperimentCache
 from wslbench.experiments.wsl.config import WSL_PRESETS, WSLConfig, _device
 from wslbench.experiments.wsl.data import WSLData
-from wslbench.experiments.wsl.evaluate import evaluate_wsl, predict_wsl
+from wslbench.experiments.wsl.evaluate import evaluate_wsl, image_scores, predict_wsl
 from wslbench.losses.size import SizeSupervisedLoss, perturb_sizes
 from wslbench.models.catalogue import wsl_model
 from wslbench.pooling import WSLModel
@@ -177,7 +177,7 @@ def train_wsl(
                        history=[{"epoch": r["epoch"], "loss": r["train_loss"],
                                  "val_accuracy": r["val_accuracy"],
                                  "val_size_error": r["val_size_error"]} for r in fitted.history],
-                       best_epoch=fitted.best.epoch if fitted.best else config.epochs,
+                       best_epoch=fitted.best.epoch if fitted.best else len(fitted.history),
                        seconds=fitted.seconds, interrupted=fitted.interrupted)
 
 
@@ -270,7 +270,7 @@ def real_image_cams(run: WSLTraining, x: torch.Tensor) -> dict[str, torch.Tensor
     maps = upsample_maps(out.maps, tuple(x.shape[2:]))[0].cpu()
     offset = int(run.config.background_channel)
     names = HISTOLOGY_TASKS[run.config.task]
-    predicted = names[int(out.scores[0, offset:].argmax())]
+    predicted = names[int(image_scores(out, run.config)[0].argmax())]
     return {f"{name}{' (predicted)' if name == predicted else ''}": maps[c + offset]
             for c, name in enumerate(names)}
 
