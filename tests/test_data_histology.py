@@ -215,3 +215,13 @@ def test_skimage_ihc_loads_offline() -> None:
     img = load_skimage_ihc()
     assert img.shape == (512, 512, 3) and img.dtype == np.float32
     assert 0.0 <= img.min() and img.max() <= 1.0 and img.std() > 0.05
+
+
+def test_glas_grade_ranges_are_a_parameter() -> None:
+    """Disjoint grade ranges (the smoke preset's) keep every patch in its class's range;
+    malformed ranges are refused."""
+    ds = make_histology_dataset(12, 64, seed=5, task="glas", glas_grades=((0.0, 0.2), (0.8, 1.0)))
+    for rec, y in zip(ds.records, ds.labels.tolist()):
+        assert (rec.grade <= 0.2) if y == 0 else (rec.grade >= 0.8)
+    with pytest.raises(InvalidInputError, match="glas_grades"):
+        sample_histology_case(0, 64, "glas", glas_grades=((0.5, 0.2), (0.8, 1.0)))

@@ -390,6 +390,12 @@ def _check_weights(weights: Sequence[float] | None, n_classes: int) -> np.ndarra
     return p / p.sum()
 
 
+#: Ranges of the GlaS-like grade ``g`` per class (benign, malignant): they overlap, so
+#: some benign patches look as irregular as some malignant ones (GlaS mixes well and
+#: poorly differentiated adenocarcinomas with benign glands, 2.1.1.3).
+GLAS_GRADES: tuple[tuple[float, float], tuple[float, float]] = ((0.0, 0.55), (0.45, 1.0))
+
+
 class _NucleusList:
     """Column accumulator of nuclei during a draw."""
 
@@ -416,9 +422,11 @@ class _NucleusList:
 class _Draw:
     """Shared state of one draw: the generator, the size and the accumulated content."""
 
-    def __init__(self, rng: np.random.Generator, size: int) -> None:
+    def __init__(self, rng: np.random.Generator, size: int,
+                 grades: tuple[tuple[float, float], tuple[float, float]] = GLAS_GRADES) -> None:
         self.rng = rng
         self.size = size
+        self.grades = grades
         self.structures: list[Structure] = []
         self.nuclei = _NucleusList()
         self.spaces: list[tuple[float, float, float]] = []
@@ -523,14 +531,9 @@ class _Draw:
                         rng.uniform(0, math.pi, m), 1.2 * rng.normal(1.0, 0.05, m))
 
 
-#: Ranges of the GlaS-like grade ``g`` per class (benign, malignant): they overlap, so
-#: some benign patches look as irregular as some malignant ones (GlaS mixes well and
-#: poorly differentiated adenocarcinomas with benign glands, 2.1.1.3).
-GLAS_GRADES: tuple[tuple[float, float], tuple[float, float]] = ((0.0, 0.55), (0.45, 1.0))
-
-
 def _glas(d: _Draw, label: int) -> float:
-    """GlaS-like glands of a per-patch grade ``g`` (returned) drawn in :data:`GLAS_GRADES`.
+    """GlaS-like glands of a per-patch grade ``g`` (returned) drawn in ``d.grades``
+    (default :data:`GLAS_GRADES`).
 
     Every gland takes ``g_i = g + N(0, 0.1²)`` (clipped to [0, 1]) and interpolates from
     benign (``g_i = 0``: round, one basal layer of small regular nuclei, large clear lumen)
@@ -544,7 +547,7 @@ def _glas(d: _Draw, label: int) -> float:
     """
     s0 = d.size
     rn = max(1.0, 0.014 * s0)
-    low, high = GLAS_GRADES[label]
+    low, high = d.grades[label]
     grade = d.u(low, high)
     for _ in range(int(d.rng.integers(1, 9))):
         g = float(np.clip(grade + d.rng.normal(0, 0.1), 0.0, 1.0))
@@ -671,6 +674,7 @@ def sample_histology_case(
     class_weights: Sequence[float] | None = None,
     stain_jitter: float = 0.05,
     noise_std: float = 0.01,
+    glas_grades: tuple[tuple[float, float], tuple[float, float]] = GLAS_GRADES,
 ) -> HistologyRecord:
     """Draw the parameters of one synthetic patch (the random half).
 
@@ -684,6 +688,9 @@ def sample_histology_case(
             stain OD vectors (renormalised); the concentration scales are drawn in
             ``[1 − 2·stain_jitter, 1 + 2·stain_jitter]``. 0 gives the reference stain.
         noise_std: standard deviation of the additive Gaussian RGB noise.
+        glas_grades: ``((lo, hi) benign, (lo, hi) malignant)`` grade ranges of GlaS-like
+            patches in [0, 1] (default :data:`GLAS_GRADES`, overlapping; disjoint ranges
+            make the classes separable by morphology).
 
     Returns:
         The :class:`HistologyRecord`; render it with :func:`render_histology`.
@@ -705,7 +712,11 @@ def sample_histology_case(
             f"({', '.join(classes)}) or None, got {label!r}"
         )
     label = int(label)
-    draw = _Draw(rng, size)
+    grades = tuple(tuple(float(v) for v in r) for r in glas_grades)
+    if len(grades) != 2 or any(len(r) != 2 or not 0.0 <= r[0] <= r[1] <= 1.0 for r in grades):
+        raise InvalidInputError(
+            f"glas_grades must be two (lo, hi) ranges with 0 <= lo <= hi <= 1, got {glas_grades!r}")
+    draw = _Draw(rng, size, grades)  # type: ignore[arg-type]
     grade = _TASK_DRAWS[task](draw, label)
 
     vectors = []
@@ -873,6 +884,7 @@ def make_histology_dataset(
     *,
     stain_jitter: float = 0.05,
     noise_std: float = 0.01,
+    glas_grades: tuple[tuple[float, float], tuple[float, float]] = GLAS_GRADES,
 ) -> SyntheticHistologyDataset:
     """A batch of synthetic patches as tensors.
 
@@ -887,6 +899,7 @@ def make_histology_dataset(
         class_weights: one weight per class (``None``: uniform).
         stain_jitter: see :func:`sample_histology_case`.
         noise_std: see :func:`sample_histology_case`.
+        glas_grades: see :func:`sample_histology_case`.
 
     Returns:
         :class:`SyntheticHistologyDataset` with images ``(N, 3, H, W)``, labels ``(N,)``,
@@ -905,7 +918,7 @@ def make_histology_dataset(
     for i, child in enumerate(children):
         rec = sample_histology_case(np.random.default_rng(child), size, task,
                                     class_weights=class_weights, stain_jitter=stain_jitter,
-                                    noise_std=noise_std)
+                                    noise_std=noise_std, glas_grades=glas_grades)
         case = render_histology(rec)
         images[i] = case.image.transpose(2, 0, 1)
         masks[i] = case.mask
