@@ -58,12 +58,17 @@ def test_every_head_trains_and_evaluates(smoke, head):
 
 @pytest.mark.parametrize("size_loss", ["jia", "kl", "l2", "adaptive"])
 def test_size_supervised_models_have_a_background_channel(smoke, size_loss):
+    """The proposed losses add a background CAM (4.3); Jia et al. keep sigmoid class maps
+    and train without entropy (eq. 4.1-4.3, λ_e = 0)."""
     config, data = smoke
     run = wsl.train_wsl(replace(config, size_loss=size_loss, epochs=1, sigma_s=0.05), data)
-    assert run.model.head.num_classes == data.num_classes + 1
-    scores, fg, cams = wsl.predict_wsl(run.model, data.images[:3], data.labels[:3], run.config)
-    assert scores.shape == (3, data.num_classes) and fg.shape == (3, 64, 64)
-    assert ((cams >= 0) & (cams <= 1)).all(), "softmax probabilities of the true class"
+    jia = size_loss == "jia"
+    assert run.model.head.num_classes == data.num_classes + (not jia)
+    assert (run.size_loss.lambda_e == 0.0) == jia and run.size_loss.multi_label == jia
+    scores, seg, cams = wsl.predict_wsl(run.model, data.images[:3], data.labels[:3], run.config)
+    assert scores.shape == (3, data.num_classes) and seg.shape == (3, 64, 64)
+    assert seg.min() >= 0 and seg.max() <= data.num_classes
+    assert ((cams >= 0) & (cams <= 1)).all(), "softmax / sigmoid probabilities of the true class"
     if size_loss == "adaptive":
         assert any(p.requires_grad for p in run.size_loss.parameters())
 
@@ -130,3 +135,41 @@ def test_real_glas_folder_trains_with_its_official_test_split(tmp_path):
     assert 0.0 <= wsl.evaluate_wsl(run.model, data, config)["dice"] <= 1.0
     with pytest.raises(ConfigError, match="task='glas'"):
         wsl.make_wsl_data(replace(config, task="bach"))
+
+
+def test_alpha_and_gamma_get_their_own_learning_rate(smoke):
+    config, data = smoke
+    config = replace(config, size_loss="adaptive", size_lr_factor=10.0)
+    model = wsl.build_wsl_model(config, data.num_classes)
+    loss = wsl.train.SizeSupervisedLoss(size_loss="adaptive")
+    groups = wsl.train._optimiser(config, model, loss).param_groups
+    assert [g["lr"] for g in groups] == [config.lr, 10 * config.lr]
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in loss.parameters()}
+    assert len(wsl.train._optimiser(config, model, None).param_groups) == 1
+    with pytest.raises(ConfigError, match="size_lr_factor"):
+        wsl.wsl_config("smoke", size_lr_factor=0.0)
+
+
+@pytest.mark.parametrize("select", ["last", "size_error", "accuracy"])
+def test_model_selection_criteria(smoke, select):
+    """``last`` keeps the last epoch; ``size_error`` the smallest validation |ν_y − a_y|,
+    ``accuracy`` the best validation accuracy (latest on ties); image-label models have
+    no sizes and select on accuracy."""
+    config, data = smoke
+
+    def chosen(history, key, best):
+        return max(i + 1 for i, r in enumerate(history) if r[key] == best)
+
+    run = wsl.train_wsl(replace(config, size_loss="l2", epochs=4, select=select), data)
+    errors = [r["val_size_error"] for r in run.history]
+    accuracies = [r["val_accuracy"] for r in run.history]
+    if select == "last":
+        assert run.best_epoch == 4
+    elif select == "size_error":
+        assert run.best_epoch == chosen(run.history, "val_size_error", min(errors))
+    else:
+        assert run.best_epoch == chosen(run.history, "val_accuracy", max(accuracies))
+    cam = wsl.train_wsl(replace(config, epochs=3, select=select), data)
+    if select != "last":
+        best = max(r["val_accuracy"] for r in cam.history)
+        assert cam.best_epoch == chosen(cam.history, "val_accuracy", best)

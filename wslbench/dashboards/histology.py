@@ -76,9 +76,9 @@ def analyse_histology(
     x = wsl.real_image_tensor(image, config)
     model.eval()
     out = model.predict(x)
-    offset = int(config.size_loss != "none")
+    offset = int(config.background_channel)
     names = HISTOLOGY_TASKS[config.task]
-    probs = out.scores[0, offset:].softmax(0)
+    probs = wsl.image_scores(out, config)[0].softmax(0)
     predicted = int(probs.argmax())
     cam = upsample_maps(out.maps, tuple(x.shape[2:]))[0, predicted + offset].numpy()
     span = float(cam.max() - cam.min())

@@ -6,11 +6,15 @@ chapter 2 (section 2.1.1: BreakHis, BACH part A, GlaS, CAMELYON16) and chapter 4
 public data sets (:data:`HISTOLOGY_TASKS`):
 
 * ``"glas"`` (benign / malignant colon glands, GlaS-like, section 2.1.1.3): benign
-  patches hold round, regular glands with a clear central lumen and a single layer of
-  small, regular, basal nuclei; malignant patches hold irregular glands fused into
-  clusters, with small or cribriform (several punched-out) lumens and crowded,
-  enlarged, pleomorphic, hyperchromatic nuclei filling the epithelium. The mask is
-  the glands (lumen included, as in the GlaS annotations), whatever the class.
+  glands are round and regular with a clear central lumen and a single layer of
+  small, regular, basal nuclei; malignant glands are irregular, fused with buds,
+  with small or cribriform (several punched-out) lumens and crowded, enlarged,
+  pleomorphic, hyperchromatic nuclei filling the epithelium. Each patch draws a
+  grade between the two whose class ranges overlap (:data:`GLAS_GRADES`), 1–8
+  glands of radii independent of the class (the gland area varies widely), stromal
+  inflammation and the stain of both classes alike, so the label is neither certain
+  from the morphology nor readable from global colour. The mask is the glands
+  (lumen included, as in the GlaS annotations), whatever the class.
 * ``"bach"`` (normal / benign / in situ / invasive breast tissue, BACH-like, section
   2.1.1.2): normal = one or two lobules of small regular acini; benign = many
   elongated, regular glands (fibroadenoma-like); in situ = large round ducts with a
@@ -54,7 +58,7 @@ region size fraction of every image (the size supervision of chapter 4).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +71,7 @@ from wslbench.seeding import numpy_rng
 __all__ = [
     "stain_transmission",
     "HISTOLOGY_TASKS",
+    "GLAS_GRADES",
     "STRUCTURE_KINDS",
     "DEFAULT_STAIN_VECTORS",
     "MIN_SIZE",
@@ -90,8 +95,8 @@ HISTOLOGY_TASKS: dict[str, tuple[str, ...]] = {
 }
 #: Kinds of :class:`Structure` → cytoplasm concentrations ``(c_H, c_E)``.
 STRUCTURE_KINDS: dict[str, tuple[float, float]] = {
-    "benign_gland": (0.16, 0.30),
-    "malignant_gland": (0.26, 0.34),
+    "benign_gland": (0.20, 0.32),
+    "malignant_gland": (0.20, 0.32),
     "normal_acinus": (0.16, 0.28),
     "benign_acinus": (0.16, 0.30),
     "in_situ_duct": (0.24, 0.33),
@@ -212,6 +217,10 @@ class HistologyRecord:
         fibre_warp: amplitude of the fibre waviness (radians of phase).
         noise_std: standard deviation of the additive RGB pixel noise.
         noise_seed: seed of the textures and of the pixel noise.
+        grade: GlaS-like patches: the grade ``g`` in [0, 1] their glands scatter around
+            (:data:`GLAS_GRADES`); ``None`` for the other tasks.
+        spaces: ``((row, col, radius), ...)`` clear spaces of the stroma (vessels,
+            retraction, tears: unstained like a lumen but outside every gland and mask).
     """
 
     size: int
@@ -228,6 +237,8 @@ class HistologyRecord:
     fibre_warp: float
     noise_std: float
     noise_seed: int
+    grade: float | None = None
+    spaces: tuple[tuple[float, float, float], ...] = ()
 
     @property
     def class_name(self) -> str:
@@ -379,6 +390,12 @@ def _check_weights(weights: Sequence[float] | None, n_classes: int) -> np.ndarra
     return p / p.sum()
 
 
+#: Ranges of the GlaS-like grade ``g`` per class (benign, malignant): they overlap, so
+#: some benign patches look as irregular as some malignant ones (GlaS mixes well and
+#: poorly differentiated adenocarcinomas with benign glands, 2.1.1.3).
+GLAS_GRADES: tuple[tuple[float, float], tuple[float, float]] = ((0.0, 0.55), (0.45, 1.0))
+
+
 class _NucleusList:
     """Column accumulator of nuclei during a draw."""
 
@@ -405,11 +422,14 @@ class _NucleusList:
 class _Draw:
     """Shared state of one draw: the generator, the size and the accumulated content."""
 
-    def __init__(self, rng: np.random.Generator, size: int) -> None:
+    def __init__(self, rng: np.random.Generator, size: int,
+                 grades: tuple[tuple[float, float], tuple[float, float]] = GLAS_GRADES) -> None:
         self.rng = rng
         self.size = size
+        self.grades = grades
         self.structures: list[Structure] = []
         self.nuclei = _NucleusList()
+        self.spaces: list[tuple[float, float, float]] = []
 
     def u(self, low: float, high: float) -> float:
         return float(self.rng.uniform(low, high))
@@ -497,35 +517,67 @@ class _Draw:
         self.nuclei.add("stromal", cy[ok], cx[ok], r * 0.45, r * rng.uniform(1.8, 2.6, m),
                         rng.normal(0, 0.35, m), 0.8 * rng.normal(1.0, 0.05, m))
 
+    def lymphocytes(self, count: int, r_nuc: float) -> None:
+        """Scattered small round dark lymphocytes outside every structure (inflammation)."""
+        rng = self.rng
+        cy = rng.uniform(0, self.size, count)
+        cx = rng.uniform(0, self.size, count)
+        ok = np.ones(count, bool)
+        for s in self.structures:
+            ok &= _rho(s, cy, cx) > 1.1
+        m = int(ok.sum())
+        r = 0.8 * r_nuc * rng.normal(1.0, 0.06, m).clip(0.85, 1.15)
+        self.nuclei.add("lymphocyte", cy[ok], cx[ok], r, r * rng.uniform(1.0, 1.1, m),
+                        rng.uniform(0, math.pi, m), 1.2 * rng.normal(1.0, 0.05, m))
 
-def _glas(d: _Draw, label: int) -> None:
+
+def _glas(d: _Draw, label: int) -> float:
+    """GlaS-like glands of a per-patch grade ``g`` (returned) drawn in ``d.grades``
+    (default :data:`GLAS_GRADES`).
+
+    Every gland takes ``g_i = g + N(0, 0.1²)`` (clipped to [0, 1]) and interpolates from
+    benign (``g_i = 0``: round, one basal layer of small regular nuclei, large clear lumen)
+    to malignant (``g_i = 1``: irregular outline, elongated, buds fused to it, small or
+    cribriform lumens, epithelium filled with crowded, enlarged, pleomorphic,
+    hyperchromatic nuclei). The number (1–8) and the radii (6–17 % of the side) of the
+    glands do not depend on the class, so the gland area varies widely in both. The
+    stroma holds fibroblasts and a random density of lymphocytes (inflammation), and the
+    cytoplasm has one colour for both classes: the class is carried by the morphology
+    only, never by a global colour (DESIGN §9).
+    """
     s0 = d.size
     rn = max(1.0, 0.014 * s0)
-    if label == 0:  # benign: separate, round, regular glands; one basal nuclear layer
-        for _ in range(int(d.rng.integers(3, 7))):
-            radius = s0 * d.u(0.10, 0.15)
-            c = d.place(radius, 0.04 * s0, margin=0.05 * s0)
-            if c is None:
-                continue
-            g = d.structure("benign_gland", c[0], c[1], radius, amp=0.06,
-                            elongation=d.u(1.0, 1.25), lumen=d.u(0.50, 0.62))
-            d.ring(g, "epithelial", 0.84, rn, 2.6 * rn, 0.05, 0.85)
-    else:  # malignant: fused irregular clusters, cribriform lumens, crowded atypia
-        for _ in range(int(d.rng.integers(3, 5))):
-            radius = s0 * d.u(0.10, 0.15)
-            c = d.place(1.5 * radius, 0.0, margin=0.05 * s0)
-            if c is None:
-                continue
-            for j in range(int(d.rng.integers(2, 4))):
-                phi = d.u(0, 2 * math.pi)
-                off = 0.0 if j == 0 else radius * d.u(0.9, 1.4)
-                r = radius * d.u(0.8, 1.15)
-                g = d.structure("malignant_gland", c[0] + off * math.sin(phi),
-                                c[1] + off * math.cos(phi), r, amp=0.55,
-                                elongation=d.u(1.0, 1.8), lumen=d.u(0.0, 0.25),
-                                cribriform=int(d.rng.integers(0, 4)))
-                d.fill(g, "atypical", 1.7 * rn, 0.55, 0.28, 1.15)
-    d.stromal_nuclei(int(d.rng.integers(15, 30)), rn)
+    low, high = d.grades[label]
+    grade = d.u(low, high)
+    for _ in range(int(d.rng.integers(1, 9))):
+        g = float(np.clip(grade + d.rng.normal(0, 0.1), 0.0, 1.0))
+        radius = s0 * d.u(0.06, 0.17)
+        c = d.place(radius * (1 + 0.4 * g), 0.03 * s0, margin=0.05 * s0)
+        if c is None:
+            continue
+        kind = "malignant_gland" if label else "benign_gland"
+        parts = 1 + int(d.rng.binomial(2, 0.6 * g))  # fused buds: more when irregular
+        for j in range(parts):
+            phi = d.u(0, 2 * math.pi)
+            off = 0.0 if j == 0 else radius * d.u(0.8, 1.2)
+            gland = d.structure(kind, c[0] + off * math.sin(phi), c[1] + off * math.cos(phi),
+                                radius * (1.0 if j == 0 else d.u(0.5, 0.8)),
+                                amp=0.05 + 0.5 * g, elongation=d.u(1.0, 1.2 + 0.6 * g),
+                                lumen=max(0.0, d.u(0.35, 0.6) - 0.35 * g),
+                                cribriform=int(d.rng.poisson(3.0 * g * g)))
+            d.ring(gland, "epithelial", 0.84, rn * (1 + 0.4 * g), 2.2 * rn, 0.05 + 0.15 * g,
+                   0.9 + 0.1 * g)
+            if g > 0.3:
+                d.fill(gland, "atypical", rn * (1.2 + 0.5 * g), 0.45 * (g - 0.3),
+                       0.05 + 0.25 * g, 0.95 + 0.1 * g)
+    for _ in range(int(d.rng.integers(0, 5))):  # clear stromal spaces, as white as lumens
+        r = s0 * d.u(0.02, 0.08)
+        c = d.place(r, 0.02 * s0)
+        if c is not None:
+            d.spaces.append((c[0], c[1], r))
+    d.stromal_nuclei(int(d.rng.integers(10, 40)), rn)
+    d.lymphocytes(int(d.rng.integers(0, 400)), rn)
+    return grade
 
 
 def _bach(d: _Draw, label: int) -> None:
@@ -609,7 +661,8 @@ def _camelyon(d: _Draw, label: int) -> None:
                  d.rng.uniform(0, math.pi, m), 1.25 * d.rng.normal(1.0, 0.05, m))
 
 
-_TASK_DRAWS = {"glas": _glas, "bach": _bach, "camelyon": _camelyon}
+_TASK_DRAWS: dict[str, Callable[[_Draw, int], float | None]] = {
+    "glas": _glas, "bach": _bach, "camelyon": _camelyon}
 
 
 def sample_histology_case(
@@ -621,6 +674,7 @@ def sample_histology_case(
     class_weights: Sequence[float] | None = None,
     stain_jitter: float = 0.05,
     noise_std: float = 0.01,
+    glas_grades: tuple[tuple[float, float], tuple[float, float]] = GLAS_GRADES,
 ) -> HistologyRecord:
     """Draw the parameters of one synthetic patch (the random half).
 
@@ -634,6 +688,9 @@ def sample_histology_case(
             stain OD vectors (renormalised); the concentration scales are drawn in
             ``[1 − 2·stain_jitter, 1 + 2·stain_jitter]``. 0 gives the reference stain.
         noise_std: standard deviation of the additive Gaussian RGB noise.
+        glas_grades: ``((lo, hi) benign, (lo, hi) malignant)`` grade ranges of GlaS-like
+            patches in [0, 1] (default :data:`GLAS_GRADES`, overlapping; disjoint ranges
+            make the classes separable by morphology).
 
     Returns:
         The :class:`HistologyRecord`; render it with :func:`render_histology`.
@@ -655,8 +712,12 @@ def sample_histology_case(
             f"({', '.join(classes)}) or None, got {label!r}"
         )
     label = int(label)
-    draw = _Draw(rng, size)
-    _TASK_DRAWS[task](draw, label)
+    grades = tuple(tuple(float(v) for v in r) for r in glas_grades)
+    if len(grades) != 2 or any(len(r) != 2 or not 0.0 <= r[0] <= r[1] <= 1.0 for r in grades):
+        raise InvalidInputError(
+            f"glas_grades must be two (lo, hi) ranges with 0 <= lo <= hi <= 1, got {glas_grades!r}")
+    draw = _Draw(rng, size, grades)  # type: ignore[arg-type]
+    grade = _TASK_DRAWS[task](draw, label)
 
     vectors = []
     for v in DEFAULT_STAIN_VECTORS:
@@ -670,11 +731,12 @@ def sample_histology_case(
         structures=tuple(draw.structures), nuclei=draw.nuclei.freeze(size),
         stain_vectors=(vectors[0], vectors[1]),
         stain_scales=(float(scales[0]), float(scales[1])),
-        illumination=float(rng.uniform(0.93, 1.0)),
+        spaces=tuple(draw.spaces), illumination=float(rng.uniform(0.93, 1.0)),
         fibre_angle=float(rng.uniform(0, math.pi)),
         fibre_period=float(size * rng.uniform(0.025, 0.04)),
         fibre_warp=float(rng.uniform(2.0, 5.0)),
         noise_std=float(noise_std), noise_seed=int(rng.integers(0, 2**31 - 1)),
+        grade=None if grade is None else float(grade),
     )
 
 
@@ -757,20 +819,23 @@ def render_histology(record: HistologyRecord) -> HistologyCase:
     n = _check_size(record.size)
     _check_task(record.task)
     rng = np.random.default_rng(record.noise_seed)
+    yy = np.arange(n, dtype=np.float64)[:, None]
+    xx = np.arange(n, dtype=np.float64)[None, :]
     low = _smooth_noise(rng, n, 6)
     if record.background == "lymph_node":
         sinus = _smooth_noise(rng, n, 5) > 0.45
         c_h = np.where(sinus, _SINUS_STAIN[0], _LYMPH_STAIN[0]) * (1 + 0.15 * low)
         c_e = np.where(sinus, _SINUS_STAIN[1], _LYMPH_STAIN[1]) * (1 + 0.15 * low)
     else:
-        yy = np.arange(n, dtype=np.float64)[:, None]
-        xx = np.arange(n, dtype=np.float64)[None, :]
         proj = xx * math.cos(record.fibre_angle) + yy * math.sin(record.fibre_angle)
         warp = record.fibre_warp * _smooth_noise(rng, n, 5)
         fibre = 0.5 + 0.5 * np.sin(2 * math.pi * proj / record.fibre_period + warp)
         c_h = np.full((n, n), _STROMA_STAIN[0]) * (1 + 0.2 * low)
         c_e = _STROMA_STAIN[1] * (0.75 + 0.25 * fibre) * (1 + 0.2 * low)
 
+    for cy, cx, r in record.spaces:
+        space = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+        c_h[space], c_e[space] = _LUMEN_STAIN
     owner, inside, lumen = _structure_maps(record)
     if record.structures:
         cyto = np.array([STRUCTURE_KINDS[s.kind] for s in record.structures])
@@ -819,6 +884,7 @@ def make_histology_dataset(
     *,
     stain_jitter: float = 0.05,
     noise_std: float = 0.01,
+    glas_grades: tuple[tuple[float, float], tuple[float, float]] = GLAS_GRADES,
 ) -> SyntheticHistologyDataset:
     """A batch of synthetic patches as tensors.
 
@@ -833,6 +899,7 @@ def make_histology_dataset(
         class_weights: one weight per class (``None``: uniform).
         stain_jitter: see :func:`sample_histology_case`.
         noise_std: see :func:`sample_histology_case`.
+        glas_grades: see :func:`sample_histology_case`.
 
     Returns:
         :class:`SyntheticHistologyDataset` with images ``(N, 3, H, W)``, labels ``(N,)``,
@@ -851,7 +918,7 @@ def make_histology_dataset(
     for i, child in enumerate(children):
         rec = sample_histology_case(np.random.default_rng(child), size, task,
                                     class_weights=class_weights, stain_jitter=stain_jitter,
-                                    noise_std=noise_std)
+                                    noise_std=noise_std, glas_grades=glas_grades)
         case = render_histology(rec)
         images[i] = case.image.transpose(2, 0, 1)
         masks[i] = case.mask

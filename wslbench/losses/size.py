@@ -25,9 +25,10 @@ Choices where the thesis is silent (documented and tested):
   the normalisation, so ``M̂`` is a proper softmax/sigmoid at input resolution;
   image scores (and Jia's generalized mean) are computed at CAM resolution;
 - the ``"jia"`` variant measures ``ν̂`` on the same upsampled maps, so every
-  variant compares sizes at the resolution they were annotated at, and uses the
-  same normalised total (4.13) — for ``λ_e = 0`` this is Jia's
-  ``l_c + λ_s·l_s`` divided by the constant ``1 + λ_s``;
+  variant compares sizes at the resolution they were annotated at; its total is
+  Jia's own objective ``l_c + λ_s·l_s (+ λ_e·l_e)``, not normalised by 4.13 (the
+  normalisation belongs to the proposed method; Jia et al. as published use
+  ``λ_e = 0``, which the histology experiment sets);
 - multi-class ``"adaptive"``: the residuals ``ν̂_c − a_c`` of every class share one
   learnable ``(α, γ)``; ``l_s`` is their NLL summed over classes (it can be
   negative, as any NLL of a density);
@@ -241,7 +242,8 @@ class SizeSupervisedLoss(nn.Module):
     """Classification + size + entropy loss, normalised (thesis eq. 4.4-4.13).
 
     ``loss(cams, labels, sizes, output_size)`` returns ``(l_t, parts)`` with
-    ``l_t = (l_c + λ_s·l_s + λ_e·l_e) / (1 + λ_s + λ_e)`` (eq. 4.13); see the module
+    ``l_t = (l_c + λ_s·l_s + λ_e·l_e) / (1 + λ_s + λ_e)`` (eq. 4.13; ``"jia"``: the
+    unnormalised ``l_c + λ_s·l_s + λ_e·l_e`` of Jia et al., eq. 4.2-4.3); see the module
     docstring for each term. With ``size_loss="adaptive"`` the loss owns the
     learnable ``(α, γ)`` of :class:`AdaptiveRobustLoss` (attribute ``robust``):
     give ``loss.parameters()`` to the optimiser along with the model's.
@@ -351,9 +353,9 @@ class SizeSupervisedLoss(nn.Module):
             l_s = self._size_term(pred_sizes, sizes)
         l_e = entropy_loss(upsampled, multi_label=self.multi_label)
         l_c, l_s, l_e = l_c.mean(), l_s.mean(), l_e.mean()
-        total = (l_c + self.lambda_s * l_s + self.lambda_e * l_e) / (
-            1 + self.lambda_s + self.lambda_e
-        )
+        total = l_c + self.lambda_s * l_s + self.lambda_e * l_e
+        if self.size_loss != "jia":  # eq. 4.13 normalises the proposed method only
+            total = total / (1 + self.lambda_s + self.lambda_e)
         parts = {
             "l_c": l_c.detach(),
             "l_s": l_s.detach(),

@@ -78,7 +78,7 @@ def make_wsl_data(config: WSLConfig) -> WSLData:
             raise ConfigError(f"data_dir is read as a GlaS folder; set task='glas', got {config.task!r}")
         return _load_glas_data(config)
     ds = make_histology_dataset(config.n_images, size=config.image_size, seed=config.seed,
-                                task=config.task)
+                                task=config.task, glas_grades=config.glas_grades)
     folds = kfold_splits(ds.labels, n_splits=config.n_folds, test_fraction=config.test_fraction,
                          random_state=config.seed)
     return WSLData(ds.images, ds.labels, ds.masks, ds.size_fractions, ds.class_names, folds)

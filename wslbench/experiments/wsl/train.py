@@ -16,7 +16,7 @@ from wslbench.errors import ConfigError, InvalidInputError
 from wslbench.experiments.cache import ExperimentCache
 from wslbench.experiments.wsl.config import WSL_PRESETS, WSLConfig, _device
 from wslbench.experiments.wsl.data import WSLData
-from wslbench.experiments.wsl.evaluate import evaluate_wsl, predict_wsl
+from wslbench.experiments.wsl.evaluate import evaluate_wsl, image_scores, predict_wsl
 from wslbench.losses.size import SizeSupervisedLoss, perturb_sizes
 from wslbench.models.catalogue import wsl_model
 from wslbench.pooling import WSLModel
@@ -46,8 +46,8 @@ def _head_kwargs(config: WSLConfig) -> dict[str, object]:
 
 
 def _cam_classes(config: WSLConfig, num_classes: int) -> int:
-    """CAM channels: the classes, plus the background for size supervision (4.3)."""
-    return num_classes + (config.size_loss != "none")
+    """CAM channels: the classes, plus the background for the proposed size losses (4.3)."""
+    return num_classes + config.background_channel
 
 
 def build_wsl_model(config: WSLConfig, num_classes: int) -> WSLModel:
@@ -59,8 +59,8 @@ def build_wsl_model(config: WSLConfig, num_classes: int) -> WSLModel:
 
 @dataclass
 class WSLTraining:
-    """Result of :func:`train_wsl`: the model at its best validation accuracy and the log
-    (``interrupted``: cancelled through ``progress``; shown, never cached)."""
+    """Result of :func:`train_wsl`: the model at the epoch ``config.select`` chose and the
+    log (``interrupted``: cancelled through ``progress``; shown, never cached)."""
 
     model: WSLModel
     config: WSLConfig
@@ -78,6 +78,17 @@ def _schedule(config: WSLConfig, total_steps: int) -> StepSchedule | CosineSched
     return StepSchedule(config.lr, step_size=max(1, total_steps // 2), gamma=0.1)
 
 
+def _optimiser(config: WSLConfig, model: nn.Module, size_loss: nn.Module | None) -> torch.optim.SGD:
+    """SGD Nesterov over the network, and over the adaptive loss's α and γ (eq. 4.11) at
+    ``size_lr_factor`` × the network's lr (a second group; the schedule keeps the ratio)."""
+    groups: list[dict[str, object]] = [{"params": list(model.parameters())}]
+    extra = list(size_loss.parameters()) if size_loss is not None else []
+    if extra:
+        groups.append({"params": extra, "lr": config.lr * config.size_lr_factor})
+    return sgd_nesterov(groups, config.lr, momentum=config.momentum,
+                        weight_decay=config.weight_decay)
+
+
 def _size_targets(sizes: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """``(N, C + 1)`` size vectors: background first, the label's region, zeros elsewhere (4.4.3)."""
     out = torch.zeros(sizes.shape[0], num_classes + 1, dtype=torch.float32)
@@ -93,10 +104,12 @@ def train_wsl(
     fold: int = 0,
     progress: ProgressCallback | None = None,
 ) -> WSLTraining:
-    """Train one fold (Rony 2020, 2.1.3.1 / 4.4.2); the best validation-accuracy epoch is kept.
+    """Train one fold (Rony 2020, 2.1.3.1 / 4.4.2); the epoch of ``config.select`` is kept.
 
     With ``size_loss != "none"`` the loss is eq. 4.13 on the upsampled CAMs with the size
-    vectors of the (fixed, optionally noisy, 4.4.3) annotations; otherwise the
+    vectors of the (fixed, optionally noisy, 4.4.3) annotations (``"jia"``: eq. 4.1-4.3
+    on sigmoid class maps with λ_e = 0, validation accuracy from the generalised means
+    of eq. 4.1); otherwise the
     cross-entropy of the head's scores (:func:`wslbench.training.fit`). ``progress`` may
     raise :class:`~wslbench.progress.StopRequested`: the best epoch so far is kept and the
     result is marked ``interrupted``.
@@ -110,16 +123,18 @@ def train_wsl(
     model = build_wsl_model(config, data.num_classes).to(device)
     size_loss = None
     if config.size_loss != "none":
+        jia = not config.background_channel
+        # Jia et al. as published (eq. 4.1-4.3): sigmoid class maps, no entropy term.
         size_loss = SizeSupervisedLoss(size_loss=config.size_loss, lambda_s=config.lambda_s,
-                                       lambda_e=config.lambda_e,
-                                       multi_label=config.size_loss == "jia").to(device)
+                                       lambda_e=0.0 if jia else config.lambda_e,
+                                       multi_label=jia, r=config.jia_r).to(device)
         targets = _size_targets(data.sizes[train_idx], data.labels[train_idx], data.num_classes)
         if config.sigma_s > 0:
             targets, _ = perturb_sizes(targets, data.labels[train_idx] + 1, config.sigma_s,
                                        seed=config.seed + fold)
-    params = list(model.parameters()) + (list(size_loss.parameters()) if size_loss else [])
-    optimiser = sgd_nesterov(params, config.lr, momentum=config.momentum,
-                             weight_decay=config.weight_decay)
+        if jia:  # upper bounds of the classes only: no background map
+            targets = targets[:, 1:]
+    optimiser = _optimiser(config, model, size_loss)
     steps_per_epoch = max(1, len(train_idx) // config.batch_size)
     scheduler = lambda_lr(optimiser, _schedule(config, config.epochs * steps_per_epoch))
     augment = RandomHistologyAugment()
@@ -140,22 +155,29 @@ def train_wsl(
         out = model.predict(x)
         if size_loss is None:
             return F.cross_entropy(out.scores, y)
-        labels = y + 1
-        if config.size_loss == "jia":
-            labels = F.one_hot(labels, data.num_classes + 1).float()
-            labels[:, 0] = 1.0
+        labels = y + 1 if config.background_channel else F.one_hot(y, data.num_classes).float()
         loss, _ = size_loss(out.maps, labels, targets[local].to(device), output_size=tuple(x.shape[2:]))
         return loss
 
     val = torch.as_tensor(split.val)
+
+    def validate() -> dict[str, float]:
+        metrics = evaluate_wsl(model, data, config, val, dice=False)
+        return {"val_accuracy": metrics["accuracy"], "val_size_error": metrics["size_error"]}
+
+    criterion = config.select
+    if criterion == "size_error" and size_loss is None:
+        criterion = "accuracy"  # image labels only: no size to select on
+    select = {"accuracy": "val_accuracy", "size_error": "val_size_error", "last": None}
     fitted = fit(model, step, batches, epochs=config.epochs, optimiser=optimiser, schedule=scheduler,
-                 validate=lambda: {"val_accuracy": evaluate_wsl(model, data, config, val,
-                                                                dice=False)["accuracy"]},
-                 select="val_accuracy", ties="latest", progress=progress,
-                 steps_per_epoch=steps_per_epoch)
+                 validate=validate, select=select[criterion],
+                 mode="min" if criterion == "size_error" else "max", ties="latest",
+                 progress=progress, steps_per_epoch=steps_per_epoch)
     return WSLTraining(model=model, config=config, fold=fold, size_loss=size_loss,
                        history=[{"epoch": r["epoch"], "loss": r["train_loss"],
-                                "val_accuracy": r["val_accuracy"]} for r in fitted.history], best_epoch=fitted.best.epoch if fitted.best else 0,
+                                 "val_accuracy": r["val_accuracy"],
+                                 "val_size_error": r["val_size_error"]} for r in fitted.history],
+                       best_epoch=fitted.best.epoch if fitted.best else len(fitted.history),
                        seconds=fitted.seconds, interrupted=fitted.interrupted)
 
 
@@ -246,9 +268,9 @@ def real_image_cams(run: WSLTraining, x: torch.Tensor) -> dict[str, torch.Tensor
     device = next(run.model.parameters()).device
     out = run.model.predict(x.to(device))
     maps = upsample_maps(out.maps, tuple(x.shape[2:]))[0].cpu()
-    offset = int(run.config.size_loss != "none")
+    offset = int(run.config.background_channel)
     names = HISTOLOGY_TASKS[run.config.task]
-    predicted = names[int(out.scores[0, offset:].argmax())]
+    predicted = names[int(image_scores(out, run.config)[0].argmax())]
     return {f"{name}{' (predicted)' if name == predicted else ''}": maps[c + offset]
             for c, name in enumerate(names)}
 
